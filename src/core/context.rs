@@ -1,0 +1,445 @@
+//! Per-scan derived data shared by the detectors: which lines are open demand, when each
+//! is needed, customer credit positions, stock per product and warehouse, and the
+//! available-to-promise walk that tells, per line, how much stock and inbound supply
+//! covers it and when the rest arrives. Computed once, in time linear in the snapshot.
+
+use std::collections::VecDeque;
+
+use chrono::{DateTime, Duration, Utc};
+use rust_decimal::Decimal;
+
+use crate::domain::{
+    DataQualityFinding, Ix, OrderState, PurchaseState, SalesOrder, Snapshot, Validity,
+};
+use crate::policy::Policy;
+
+/// A customer's credit position.
+#[derive(Debug, Clone, Default)]
+pub struct CreditPosition {
+    /// Residual of open invoices.
+    pub receivables: Decimal,
+    /// Residual of invoices past due.
+    pub overdue: Decimal,
+    /// Days the oldest overdue invoice is past due.
+    pub max_overdue_days: i64,
+    /// Index of that invoice.
+    pub oldest_overdue: Option<Ix>,
+    /// Open invoices (indices).
+    pub invoices: Vec<Ix>,
+    /// Confirmed, undelivered orders (indices), oldest first.
+    pub open_orders: Vec<Ix>,
+}
+
+/// What the available-to-promise walk found for one open line.
+#[derive(Debug, Clone, Default)]
+pub struct Coverage {
+    /// Covered from stock on hand.
+    pub from_stock: Decimal,
+    /// Covered from inbound arriving by the need date.
+    pub from_inbound: Decimal,
+    /// Not covered by the need date.
+    pub short: Decimal,
+    /// When the short part is covered by later inbound (None: no supply in sight).
+    pub eta: Option<DateTime<Utc>>,
+    /// The inbound line the line depends on (the last lot it consumed or waits for).
+    pub inbound: Option<Ix>,
+}
+
+/// What the walk produces.
+struct WalkOut {
+    coverage: Vec<Coverage>,
+    leftover: Vec<Decimal>,
+    dependents: Vec<Vec<Ix>>,
+}
+
+/// Derived, read-only data for one scan.
+pub struct Context<'a> {
+    /// The snapshot.
+    pub snap: &'a Snapshot,
+    /// The policy.
+    pub policy: &'a Policy,
+    /// The time the scan measures against.
+    pub now: DateTime<Utc>,
+    /// Usable records.
+    pub valid: Validity,
+    /// Open demand lines (confirmed order, quantity left), in snapshot order.
+    pub open_lines: Vec<Ix>,
+    /// Per line: when it is needed (line promise, order promise, or order date plus the default lead).
+    pub need_by: Vec<DateTime<Utc>>,
+    /// Per line: whether `need_by` comes from a real promise.
+    pub has_promise: Vec<bool>,
+    /// Per customer: credit position.
+    pub credit: Vec<CreditPosition>,
+    /// Stock per `product * warehouses + warehouse`: (on hand, reserved, stock record index).
+    pub stock: Vec<(Decimal, Decimal, Option<Ix>)>,
+    /// Per `product * warehouses + warehouse`: stock left after the walk served all demand.
+    pub leftover: Vec<Decimal>,
+    /// Per line: coverage from the walk (default for lines that are not open).
+    pub coverage: Vec<Coverage>,
+    /// Open demand lines grouped by product: `lines_by_product[offsets[p]..offsets[p+1]]`.
+    pub product_offsets: Vec<u32>,
+    /// See `product_offsets`.
+    pub lines_by_product: Vec<Ix>,
+    /// Inbound lines grouped by product, like `lines_by_product`.
+    pub inbound_offsets: Vec<u32>,
+    /// See `inbound_offsets`.
+    pub inbound_by_product: Vec<Ix>,
+    /// Per order: number of tracked changes within the repeated-changes window.
+    pub recent_changes: Vec<u32>,
+    /// Per inbound line: open demand lines that depend on it.
+    pub dependents: Vec<Vec<Ix>>,
+}
+
+impl<'a> Context<'a> {
+    /// Build the context; also returns the snapshot's data-quality findings.
+    pub fn new(
+        snap: &'a Snapshot,
+        policy: &'a Policy,
+        now: DateTime<Utc>,
+    ) -> (Context<'a>, Vec<DataQualityFinding>) {
+        let (valid, findings) = snap.check();
+        let n_wh = snap.warehouses.len();
+        let lead = Duration::days(i64::from(policy.thresholds.default_lead_days));
+
+        // Need-by dates and open lines.
+        let mut need_by = Vec::with_capacity(snap.lines.len());
+        let mut has_promise = Vec::with_capacity(snap.lines.len());
+        let mut open_lines = Vec::new();
+        for (i, l) in snap.lines.iter().enumerate() {
+            let order = snap.orders.get(l.order as usize);
+            let promise = l.promised.or(order.and_then(|o| o.promised));
+            has_promise.push(promise.is_some());
+            let fallback = order.map(|o| o.date_order + lead).unwrap_or(now);
+            need_by.push(promise.unwrap_or(fallback));
+            if valid.line(i)
+                && order.is_some_and(|o| o.state.is_open_demand())
+                && l.open_qty() > Decimal::ZERO
+            {
+                open_lines.push(i as Ix);
+            }
+        }
+
+        // Stock per product and warehouse.
+        let mut stock = vec![(Decimal::ZERO, Decimal::ZERO, None); snap.products.len() * n_wh];
+        for (i, s) in snap.stock.iter().enumerate() {
+            if (s.warehouse as usize) < n_wh
+                && let Some(slot) = stock.get_mut(s.product as usize * n_wh + s.warehouse as usize)
+            {
+                slot.0 += s.on_hand;
+                slot.1 += s.reserved;
+                slot.2 = Some(i as Ix);
+            }
+        }
+
+        // Credit positions.
+        let mut credit = vec![CreditPosition::default(); snap.customers.len()];
+        for (i, inv) in snap.invoices.iter().enumerate() {
+            let Some(c) = credit.get_mut(inv.customer as usize) else {
+                continue;
+            };
+            if inv.residual <= Decimal::ZERO {
+                continue;
+            }
+            c.receivables += inv.residual;
+            c.invoices.push(i as Ix);
+            let days = (now - inv.due_date).num_days();
+            if days > 0 {
+                c.overdue += inv.residual;
+                if days > c.max_overdue_days {
+                    c.max_overdue_days = days;
+                    c.oldest_overdue = Some(i as Ix);
+                }
+            }
+        }
+        for (i, o) in snap.orders.iter().enumerate() {
+            if valid.order(i)
+                && o.state.is_open_demand()
+                && let Some(c) = credit.get_mut(o.customer as usize)
+            {
+                c.open_orders.push(i as Ix);
+            }
+        }
+        for c in &mut credit {
+            c.open_orders.sort_by_key(|&o| {
+                snap.orders
+                    .get(o as usize)
+                    .map(|o| (o.date_order, o.id))
+                    .unwrap_or_default()
+            });
+        }
+
+        // Group open lines and inbound lines by product (counting sort: linear time).
+        let n_products = snap.products.len();
+        let (product_offsets, lines_by_product) = bucket(
+            n_products,
+            open_lines
+                .iter()
+                .filter_map(|&li| snap.lines.get(li as usize).map(|l| (l.product as usize, li))),
+        );
+        let (inbound_offsets, inbound_by_product) = bucket(
+            n_products,
+            snap.inbound
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (b.product as usize, i as Ix)),
+        );
+
+        // Recent changes per order.
+        let window = Duration::days(i64::from(policy.thresholds.repeated_changes.window_days));
+        let mut recent_changes = vec![0u32; snap.orders.len()];
+        for ch in &snap.changes {
+            if ch.at <= now
+                && now - ch.at <= window
+                && let Some(c) = recent_changes.get_mut(ch.order as usize)
+            {
+                *c += 1;
+            }
+        }
+
+        let mut ctx = Context {
+            snap,
+            policy,
+            now,
+            valid,
+            open_lines,
+            need_by,
+            has_promise,
+            credit,
+            stock,
+            leftover: Vec::new(),
+            coverage: Vec::new(),
+            product_offsets,
+            lines_by_product,
+            inbound_offsets,
+            inbound_by_product,
+            recent_changes,
+            dependents: vec![Vec::new(); snap.inbound.len()],
+        };
+        ctx.walk();
+        (ctx, findings)
+    }
+
+    /// Open demand lines of product `p`.
+    pub fn product_lines(&self, p: Ix) -> &[Ix] {
+        slice_of(&self.product_offsets, &self.lines_by_product, p)
+    }
+
+    /// Inbound purchase lines of product `p`.
+    pub fn product_inbound(&self, p: Ix) -> &[Ix] {
+        slice_of(&self.inbound_offsets, &self.inbound_by_product, p)
+    }
+
+    /// Stock slot index of a product in a warehouse.
+    pub fn slot(&self, product: Ix, warehouse: Ix) -> usize {
+        product as usize * self.snap.warehouses.len() + warehouse as usize
+    }
+
+    /// The order of a line.
+    pub fn order_of(&self, line: Ix) -> Option<&'a SalesOrder> {
+        let l = self.snap.lines.get(line as usize)?;
+        self.snap.orders.get(l.order as usize)
+    }
+
+    /// Hours past the need date at `t` (zero when `t` is before it).
+    pub fn hours_late(&self, line: Ix, t: DateTime<Utc>) -> i64 {
+        let need = self.need(line);
+        (t - need).num_hours().max(0)
+    }
+
+    /// Need-by date of a line.
+    pub fn need(&self, line: Ix) -> DateTime<Utc> {
+        self.need_by.get(line as usize).copied().unwrap_or(self.now)
+    }
+
+    /// Whether the warehouse of an order is the given one.
+    fn order_warehouse(&self, line: Ix) -> Option<Ix> {
+        self.order_of(line).map(|o| o.warehouse)
+    }
+
+    /// The available-to-promise walk: per product and warehouse, serve open lines in
+    /// need-date order from stock on hand, then from inbound arriving by the need date;
+    /// unmet quantities wait (earliest need first) for later inbound, which gives their ETA.
+    fn walk(&mut self) {
+        let snap = self.snap;
+        let n_wh = snap.warehouses.len();
+        let mut w_out = WalkOut {
+            coverage: vec![Coverage::default(); snap.lines.len()],
+            leftover: self.stock.iter().map(|s| s.0.max(Decimal::ZERO)).collect(),
+            dependents: vec![Vec::new(); snap.inbound.len()],
+        };
+
+        // Inbound lots grouped per (product, warehouse) slot, by planned date.
+        let mut lots: Vec<(usize, DateTime<Utc>, Ix)> = snap
+            .inbound
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| {
+                b.state == PurchaseState::Purchase
+                    && b.open_qty() > Decimal::ZERO
+                    && (b.product as usize) < snap.products.len()
+                    && (b.warehouse as usize) < n_wh
+            })
+            .filter_map(|(i, b)| {
+                b.planned
+                    .map(|d| (b.product as usize * n_wh + b.warehouse as usize, d, i as Ix))
+            })
+            .collect();
+        lots.sort_unstable();
+
+        let mut group: Vec<Ix> = Vec::new();
+        let mut backlog: VecDeque<(Ix, Decimal)> = VecDeque::new();
+        let mut lot_start = 0usize;
+        for p in 0..snap.products.len() as Ix {
+            let lines = self.product_lines(p);
+            if lines.is_empty() {
+                continue;
+            }
+            for w in 0..n_wh as Ix {
+                group.clear();
+                group.extend(lines.iter().copied().filter(|&l| self.order_warehouse(l) == Some(w)));
+                let slot = p as usize * n_wh + w as usize;
+                // Advance to this slot's lots (lots are sorted by slot).
+                while lots.get(lot_start).is_some_and(|l| l.0 < slot) {
+                    lot_start += 1;
+                }
+                let mut lot_end = lot_start;
+                while lots.get(lot_end).is_some_and(|l| l.0 == slot) {
+                    lot_end += 1;
+                }
+                if group.is_empty() {
+                    continue;
+                }
+                let need_by = &self.need_by;
+                group.sort_unstable_by_key(|&l| (need_by.get(l as usize).copied(), l));
+                let slot_lots = lots.get(lot_start..lot_end).unwrap_or(&[]);
+                self.walk_slot(&mut w_out, slot, &group, slot_lots, &mut backlog);
+            }
+        }
+        self.coverage = w_out.coverage;
+        self.leftover = w_out.leftover;
+        self.dependents = w_out.dependents;
+    }
+
+    fn walk_slot(
+        &self,
+        out: &mut WalkOut,
+        slot: usize,
+        group: &[Ix],
+        lots: &[(usize, DateTime<Utc>, Ix)],
+        backlog: &mut VecDeque<(Ix, Decimal)>,
+    ) {
+        backlog.clear();
+        let mut stock_left = out.leftover.get(slot).copied().unwrap_or_default();
+        let mut inbound_avail = Decimal::ZERO;
+        let mut avail_lot: Option<Ix> = None;
+        let mut next_lot = 0usize;
+
+        let snap = self.snap;
+        let arrive = |out: &mut WalkOut, lot: &(usize, DateTime<Utc>, Ix), backlog: &mut VecDeque<(Ix, Decimal)>| -> Decimal {
+            let mut q = snap.inbound.get(lot.2 as usize).map(|b| b.open_qty()).unwrap_or_default();
+            while q > Decimal::ZERO {
+                let Some(front) = backlog.front_mut() else { break };
+                let take = q.min(front.1);
+                front.1 -= take;
+                q -= take;
+                let line = front.0;
+                if let Some(c) = out.coverage.get_mut(line as usize) {
+                    c.inbound = Some(lot.2);
+                    if front.1 <= Decimal::ZERO {
+                        c.eta = Some(lot.1);
+                    }
+                }
+                if let Some(d) = out.dependents.get_mut(lot.2 as usize) {
+                    d.push(line);
+                }
+                if front.1 <= Decimal::ZERO {
+                    backlog.pop_front();
+                }
+            }
+            q
+        };
+
+        for &line in group {
+            let need = self.need(line);
+            while let Some(lot) = lots.get(next_lot).filter(|l| l.1 <= need) {
+                let rest = arrive(out, lot, backlog);
+                if rest > Decimal::ZERO {
+                    inbound_avail += rest;
+                    avail_lot = Some(lot.2);
+                }
+                next_lot += 1;
+            }
+            let open = self.snap.lines.get(line as usize).map(|l| l.open_qty()).unwrap_or_default();
+            let s = open.min(stock_left);
+            stock_left -= s;
+            let i = (open - s).min(inbound_avail);
+            inbound_avail -= i;
+            let short = open - s - i;
+            if let Some(c) = out.coverage.get_mut(line as usize) {
+                c.from_stock = s;
+                c.from_inbound = i;
+                c.short = short;
+                if i > Decimal::ZERO {
+                    c.inbound = avail_lot;
+                }
+            }
+            if i > Decimal::ZERO
+                && let Some(lot) = avail_lot
+                && let Some(d) = out.dependents.get_mut(lot as usize)
+            {
+                d.push(line);
+            }
+            if short > Decimal::ZERO {
+                backlog.push_back((line, short));
+            }
+        }
+        while let Some(lot) = lots.get(next_lot) {
+            arrive(out, lot, backlog);
+            next_lot += 1;
+        }
+        if let Some(l) = out.leftover.get_mut(slot) {
+            *l = stock_left;
+        }
+    }
+
+    /// Whether an order is in a state where the core should look at it at all.
+    pub fn order_active(&self, o: &SalesOrder) -> bool {
+        !matches!(o.state, OrderState::Cancel | OrderState::Done)
+    }
+}
+
+/// Group items by a dense key in linear time: returns offsets (`n + 1` entries) and the
+/// items ordered by key (stable within a key). Items with a key `>= n` are dropped.
+fn bucket(n: usize, items: impl Iterator<Item = (usize, Ix)> + Clone) -> (Vec<u32>, Vec<Ix>) {
+    let mut offsets = vec![0u32; n + 1];
+    for (k, _) in items.clone() {
+        if let Some(c) = offsets.get_mut(k + 1).filter(|_| k < n) {
+            *c += 1;
+        }
+    }
+    for k in 0..n {
+        offsets[k + 1] += offsets[k];
+    }
+    let total = offsets.get(n).copied().unwrap_or(0) as usize;
+    let mut cursor = offsets.clone();
+    let mut out = vec![0 as Ix; total];
+    for (k, item) in items {
+        if k < n
+            && let Some(c) = cursor.get_mut(k)
+        {
+            if let Some(slot) = out.get_mut(*c as usize) {
+                *slot = item;
+            }
+            *c += 1;
+        }
+    }
+    (offsets, out)
+}
+
+fn slice_of<'s>(offsets: &[u32], items: &'s [Ix], k: Ix) -> &'s [Ix] {
+    let k = k as usize;
+    match (offsets.get(k), offsets.get(k + 1)) {
+        (Some(&a), Some(&b)) => items.get(a as usize..b as usize).unwrap_or(&[]),
+        _ => &[],
+    }
+}

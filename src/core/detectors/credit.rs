@@ -1,0 +1,196 @@
+//! Credit hold: shipping an order would take the customer's exposure (open receivables +
+//! confirmed-not-invoiced orders + this order) over the credit limit, or the customer has
+//! invoices overdue beyond the policy. Orders are taken oldest first, so the order that
+//! crosses the limit (and every later one) is held, not the ones that fit. Payment
+//! behaviour sets the confidence.
+
+use rust_decimal::Decimal;
+
+use super::{base, day, ev, impact, margin_on, policy_ev, rec};
+use crate::core::context::Context;
+use crate::core::exception::{Action, Exception, Kind};
+
+pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
+    let snap = ctx.snap;
+    let t = &ctx.policy.thresholds.credit_hold;
+    for (ci, customer) in snap.customers.iter().enumerate() {
+        let Some(pos) = ctx.credit.get(ci) else { continue };
+        if pos.open_orders.is_empty() {
+            continue;
+        }
+        let overdue = pos.max_overdue_days > i64::from(t.max_overdue_days);
+        let paid = customer.payments.invoices_paid;
+        let late_share = if paid > 0 {
+            f64::from(customer.payments.paid_late) / f64::from(paid)
+        } else {
+            0.0
+        };
+        let weak_payer = late_share >= t.late_payer_share;
+
+        let mut exposure = pos.receivables;
+        for &oi in &pos.open_orders {
+            let Some(order) = snap.orders.get(oi as usize) else { continue };
+            let lines = snap.order_lines(order);
+            let this: Decimal = lines.iter().map(|l| l.uninvoiced_value()).sum();
+            exposure += this;
+            let open_value: Decimal = lines.iter().map(|l| l.open_value()).sum();
+            if open_value <= Decimal::ZERO {
+                continue; // nothing left to ship: nothing to hold
+            }
+            let over_limit = customer.credit_limit.filter(|&limit| exposure > limit);
+            if over_limit.is_none() && !overdue {
+                continue;
+            }
+            let rule = if over_limit.is_some() {
+                "thresholds.credit_hold"
+            } else {
+                "thresholds.credit_hold.max_overdue_days"
+            };
+            let title = match over_limit {
+                Some(limit) => format!(
+                    "{}: {} exposure {} over the {} limit",
+                    order.name,
+                    customer.name,
+                    (exposure - limit).round_dp(2),
+                    limit.round_dp(0)
+                ),
+                None => format!(
+                    "{}: {} has invoices {} days overdue",
+                    order.name, customer.name, pos.max_overdue_days
+                ),
+            };
+            let margin: Decimal = lines.iter().map(|l| margin_on(ctx, l, l.open_qty())).sum();
+            let hours = lines
+                .iter()
+                .enumerate()
+                .map(|(k, _)| ctx.hours_late(order.first_line + k as u32, ctx.now))
+                .max()
+                .unwrap_or(0);
+            let mut e = base(
+                ctx,
+                Kind::CreditHold,
+                &[&order.name],
+                order,
+                None,
+                title,
+                rule.into(),
+                impact(ctx, order, open_value, margin, hours),
+            );
+            e.evidence.push(ev(
+                format!(
+                    "open receivables {} across {} invoices",
+                    pos.receivables.round_dp(2),
+                    pos.invoices.len()
+                ),
+                "res.partner",
+                customer.id,
+                customer.reference.clone(),
+            ));
+            e.evidence.push(ev(
+                format!(
+                    "{} is {} uninvoiced; with earlier open orders exposure reaches {}",
+                    order.name,
+                    this.round_dp(2),
+                    exposure.round_dp(2)
+                ),
+                "sale.order",
+                order.id,
+                order.name.clone(),
+            ));
+            match customer.credit_limit {
+                Some(limit) => e.evidence.push(ev(
+                    format!("credit limit {}", limit.round_dp(2)),
+                    "res.partner",
+                    customer.id,
+                    customer.reference.clone(),
+                )),
+                None => e.evidence.push(ev(
+                    "no credit limit is set".to_string(),
+                    "res.partner",
+                    customer.id,
+                    customer.reference.clone(),
+                )),
+            }
+            if let Some(inv) = pos.oldest_overdue.and_then(|i| snap.invoices.get(i as usize)) {
+                e.evidence.push(ev(
+                    format!(
+                        "{} ({} open) was due {}, {} days ago",
+                        inv.name,
+                        inv.residual.round_dp(2),
+                        day(inv.due_date),
+                        pos.max_overdue_days
+                    ),
+                    "account.move",
+                    inv.id,
+                    inv.name.clone(),
+                ));
+            }
+            if paid > 0 {
+                e.evidence.push(ev(
+                    format!(
+                        "paid {} of {} invoices late in the last 12 months (average {:.0} days late)",
+                        customer.payments.paid_late, paid, customer.payments.avg_days_late
+                    ),
+                    "res.partner",
+                    customer.id,
+                    customer.reference.clone(),
+                ));
+            }
+            e.evidence.push(policy_ev(
+                ctx,
+                "thresholds.credit_hold.max_overdue_days",
+                format!(
+                    "shipments hold when exposure exceeds the limit or invoices are over {} days overdue",
+                    t.max_overdue_days
+                ),
+            ));
+            e.confidence = if weak_payer || overdue { 0.95 } else { 0.8 };
+
+            e.recommendations.push(rec(
+                ctx,
+                Action::ContactCustomer {
+                    order: order.name.clone(),
+                    purpose: if overdue {
+                        "collect the overdue invoices before shipping".into()
+                    } else {
+                        "ask for a prepayment or a partial payment to free credit".into()
+                    },
+                },
+                "Ask the customer to pay overdue invoices or prepay".to_string(),
+                vec!["the shipment waits until the payment arrives".to_string()],
+            ));
+            let headroom = customer
+                .credit_limit
+                .map(|l| (l - (exposure - this)).max(Decimal::ZERO))
+                .unwrap_or_default();
+            if !overdue && headroom > Decimal::ZERO && headroom < this {
+                e.recommendations.push(rec(
+                    ctx,
+                    Action::RouteForApproval {
+                        order: order.name.clone(),
+                        role: ctx.policy.approvers("release_credit_hold").first().cloned().unwrap_or_default(),
+                    },
+                    format!("Ship only what fits the remaining credit ({})", headroom.round_dp(2)),
+                    vec!["partial delivery; the rest waits for payment".to_string()],
+                ));
+            }
+            e.recommendations.push(rec(
+                ctx,
+                Action::ReleaseCreditHold {
+                    order: order.name.clone(),
+                    customer: customer.name.clone(),
+                },
+                format!("Release {} despite the credit position", order.name),
+                vec![
+                    format!("adds {} to an exposure already at {}", this.round_dp(2), (exposure - this).round_dp(2)),
+                    if weak_payer {
+                        format!("{:.0}% of invoices were paid late", late_share * 100.0)
+                    } else {
+                        "the customer usually pays on time".to_string()
+                    },
+                ],
+            ));
+            out.push(e);
+        }
+    }
+}

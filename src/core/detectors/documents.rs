@@ -1,0 +1,116 @@
+//! Missing documents: a delivery about to ship (or shipped) without the shipping
+//! documents it needs, or shipped long enough ago that proof of delivery should be
+//! attached and is not. Missing proof of delivery blocks invoicing disputes and payment.
+
+use chrono::Duration;
+use rust_decimal::Decimal;
+
+use super::{base, day, ev, impact, policy_ev, rec};
+use crate::core::context::Context;
+use crate::core::exception::{Action, Exception, Kind};
+use crate::domain::{DocumentKind, PickingState};
+
+pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
+    let snap = ctx.snap;
+    let t = &ctx.policy.thresholds.missing_documents;
+    let before = Duration::hours(i64::from(t.ship_docs_before_hours));
+    let pod_after = Duration::hours(i64::from(t.pod_after_hours));
+    for p in &snap.pickings {
+        let Some(order) = snap.orders.get(p.order as usize) else { continue };
+        if !ctx.valid.order(p.order as usize) || !ctx.order_active(order) && p.state != PickingState::Done {
+            continue;
+        }
+        let missing: Vec<DocumentKind> = p
+            .documents_required
+            .iter()
+            .copied()
+            .filter(|d| !p.documents_present.contains(d))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let (docs, rule, fact): (Vec<DocumentKind>, &str, String) = match p.state {
+            PickingState::Cancel => continue,
+            PickingState::Done => {
+                let Some(done) = p.done_at else { continue };
+                if !missing.contains(&DocumentKind::ProofOfDelivery) || ctx.now - done <= pod_after {
+                    continue;
+                }
+                (
+                    vec![DocumentKind::ProofOfDelivery],
+                    "thresholds.missing_documents.pod_after_hours",
+                    format!(
+                        "{} shipped {} and has no proof of delivery after {} days",
+                        p.name,
+                        day(done),
+                        (ctx.now - done).num_days()
+                    ),
+                )
+            }
+            _ => {
+                let ship_docs: Vec<DocumentKind> =
+                    missing.into_iter().filter(|d| *d != DocumentKind::ProofOfDelivery).collect();
+                let Some(scheduled) = p.scheduled else { continue };
+                if ship_docs.is_empty() || scheduled - ctx.now > before {
+                    continue;
+                }
+                let names: Vec<&str> = ship_docs.iter().map(|d| d.as_str()).collect();
+                let fact = format!(
+                    "{} ships {} and lacks {}",
+                    p.name,
+                    day(scheduled),
+                    names.join(", ")
+                );
+                (ship_docs, "thresholds.missing_documents.ship_docs_before_hours", fact)
+            }
+        };
+        let names: Vec<String> = docs.iter().map(|d| d.as_str().to_string()).collect();
+        let value: Decimal = snap.order_lines(order).iter().map(|l| l.qty * l.net_price()).sum();
+        let title = format!("{}: missing {}", p.name, names.join(", "));
+        let mut e = base(
+            ctx,
+            Kind::MissingDocuments,
+            &[&p.name, &names.join("+")],
+            order,
+            None,
+            title,
+            rule.into(),
+            impact(ctx, order, value, Decimal::ZERO, 0),
+        );
+        e.warehouse = snap.warehouses.get(p.warehouse as usize).map(|w| w.code.clone());
+        e.evidence.push(ev(fact, "stock.picking", p.id, p.name.clone()));
+        let present: Vec<&str> = p.documents_present.iter().map(|d| d.as_str()).collect();
+        e.evidence.push(ev(
+            format!(
+                "attached: {}",
+                if present.is_empty() { "nothing".to_string() } else { present.join(", ") }
+            ),
+            "ir.attachment",
+            p.id,
+            p.name.clone(),
+        ));
+        e.evidence.push(policy_ev(
+            ctx,
+            rule,
+            format!(
+                "shipping documents are due {} h before shipping; proof of delivery within {} h after",
+                t.ship_docs_before_hours, t.pod_after_hours
+            ),
+        ));
+        e.confidence = 0.9;
+        e.recommendations.push(rec(
+            ctx,
+            Action::RequestDocuments {
+                picking: p.name.clone(),
+                documents: names.clone(),
+            },
+            format!("Ask for {} on {}", names.join(", "), p.name),
+            vec![if p.state == PickingState::Done {
+                "the carrier or customer must supply it; invoicing disputes stay open until then".to_string()
+            } else {
+                "the shipment waits if the documents are not ready by the ship date".to_string()
+            }],
+        ));
+        out.push(e);
+    }
+}

@@ -1,0 +1,191 @@
+//! One detector per exception kind, each a pure function of the scan [`Context`] that
+//! appends exceptions. Shared here: building an exception's common fields from an order
+//! (customer, tier, routing, policy version), evidence and recommendation constructors.
+
+mod allocation;
+mod changes;
+mod credit;
+pub mod custom;
+mod documents;
+mod price;
+mod shipment;
+mod shortage;
+mod supplier;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use super::context::Context;
+use super::exception::{
+    Action, Evidence, Exception, Impact, Kind, Recommendation, SourceRef, stable_id,
+};
+use crate::domain::{Ix, OrderLine, SalesOrder, SourceId, Tier};
+use crate::policy::{Route, Severity};
+
+/// Run every detector, built-in kinds first, then custom rules.
+pub fn run_all(ctx: &Context, out: &mut Vec<Exception>) {
+    shortage::detect(ctx, out);
+    allocation::detect(ctx, out);
+    price::detect(ctx, out);
+    credit::detect(ctx, out);
+    shipment::detect(ctx, out);
+    supplier::detect(ctx, out);
+    documents::detect(ctx, out);
+    changes::detect(ctx, out);
+    custom::detect(ctx, out);
+}
+
+/// A fact with its source record.
+pub(crate) fn ev(fact: String, model: &str, id: SourceId, reference: impl Into<String>) -> Evidence {
+    Evidence {
+        fact,
+        source: SourceRef {
+            model: model.to_string(),
+            id,
+            reference: reference.into(),
+        },
+    }
+}
+
+/// The policy clause that fired, as evidence.
+pub(crate) fn policy_ev(ctx: &Context, key: &str, fact: String) -> Evidence {
+    let section = key.split('.').next().unwrap_or(key);
+    let file = ctx
+        .policy
+        .sources
+        .get(section)
+        .cloned()
+        .unwrap_or_else(|| "policies".to_string());
+    ev(fact, "policy", 0, format!("{file}#{key}"))
+}
+
+/// A recommendation with the approver roles the policy names for its action.
+pub(crate) fn rec(ctx: &Context, action: Action, summary: String, tradeoffs: Vec<String>) -> Recommendation {
+    let approver_roles = ctx.policy.approvers(action.name()).to_vec();
+    Recommendation {
+        action,
+        summary,
+        tradeoffs,
+        approver_roles,
+    }
+}
+
+/// Line reference as users see it (`S00042/3`).
+pub(crate) fn line_ref(order: &SalesOrder, line: &OrderLine) -> String {
+    format!("{}/{}", order.name, line.seq)
+}
+
+/// Format a date for evidence text.
+pub(crate) fn day(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d").to_string()
+}
+
+/// Margin at risk on a quantity of a line (zero when cost is unknown or margin negative).
+pub(crate) fn margin_on(ctx: &Context, line: &OrderLine, qty: Decimal) -> Decimal {
+    match ctx.snap.products.get(line.product as usize).and_then(|p| p.cost) {
+        Some(cost) => ((line.net_price() - cost) * qty).max(Decimal::ZERO),
+        None => Decimal::ZERO,
+    }
+}
+
+/// The common fields of an exception about an order (and optionally one of its lines).
+/// Score, severity and escalation are filled in by `score::finish`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn base(
+    ctx: &Context,
+    kind: Kind,
+    key: &[&str],
+    order: &SalesOrder,
+    line: Option<&OrderLine>,
+    title: String,
+    policy_rule: String,
+    impact: Impact,
+) -> Exception {
+    let snap = ctx.snap;
+    let customer = snap.customers.get(order.customer as usize);
+    let mut e = bare(ctx, kind, key, order.name.clone(), title, policy_rule, impact);
+    e.line = line.map(|l| l.seq);
+    e.line_id = line.map(|l| l.id);
+    e.customer = customer.map(|c| c.name.clone()).unwrap_or_default();
+    e.warehouse = snap.warehouses.get(order.warehouse as usize).map(|w| w.code.clone());
+    e.product = line
+        .and_then(|l| snap.products.get(l.product as usize))
+        .map(|p| p.sku.clone());
+    e
+}
+
+/// An exception with only its identity, routing and policy filled in.
+pub(crate) fn bare(
+    ctx: &Context,
+    kind: Kind,
+    key: &[&str],
+    order_ref: String,
+    title: String,
+    policy_rule: String,
+    impact: Impact,
+) -> Exception {
+    let route = route_for(ctx, &kind);
+    Exception {
+        id: stable_id(kind.as_str(), key),
+        title,
+        order_ref,
+        line: None,
+        line_id: None,
+        related_orders: Vec::new(),
+        customer: String::new(),
+        tier: impact.tier,
+        warehouse: None,
+        product: None,
+        impact,
+        score: 0,
+        severity: Severity::Low,
+        confidence: 1.0,
+        owner_role: route.map(|r| r.owner.clone()).unwrap_or_else(|| "admin".to_string()),
+        escalation: None,
+        evidence: Vec::new(),
+        policy_rule,
+        policy_version: ctx.policy.version.clone(),
+        recommendations: Vec::new(),
+        predicted: false,
+        kind,
+    }
+}
+
+/// Routing for a kind: built-in kinds from `routing`, custom ones from their rule.
+pub(crate) fn route_for<'p>(ctx: &Context<'p>, kind: &Kind) -> Option<&'p Route> {
+    match kind {
+        Kind::Custom(name) => ctx
+            .policy
+            .rules
+            .iter()
+            .find(|r| &r.name == name)
+            .map(|r| &r.route),
+        k => ctx.policy.route(k.as_str()),
+    }
+}
+
+/// Impact for a customer tier with the given amounts.
+pub(crate) fn impact(ctx: &Context, order: &SalesOrder, revenue: Decimal, margin: Decimal, hours: i64) -> Impact {
+    Impact {
+        revenue_at_risk: revenue.round_dp(2),
+        margin_at_risk: margin.round_dp(2),
+        hours_past_promise: hours.max(0),
+        tier: ctx
+            .snap
+            .customers
+            .get(order.customer as usize)
+            .map(|c| c.tier)
+            .unwrap_or(Tier::C),
+    }
+}
+
+/// Iterate open lines with their order, skipping anything unusable.
+pub(crate) fn open_lines<'c>(
+    ctx: &'c Context,
+) -> impl Iterator<Item = (Ix, &'c OrderLine, &'c SalesOrder)> + 'c {
+    ctx.open_lines.iter().filter_map(move |&i| {
+        let l = ctx.snap.lines.get(i as usize)?;
+        let o = ctx.snap.orders.get(l.order as usize)?;
+        Some((i, l, o))
+    })
+}

@@ -1,0 +1,208 @@
+//! Price / discount mismatch: a line's net price deviates from the customer's contract
+//! price beyond the tolerance, its margin falls below the floor, or its discount exceeds
+//! what the policy allows without a manager. One exception per line, with every reason
+//! that applies as evidence.
+
+use std::collections::HashMap;
+
+use rust_decimal::Decimal;
+
+use super::{base, ev, impact, line_ref, policy_ev, rec};
+use crate::core::context::Context;
+use crate::core::exception::{Action, Exception, Kind};
+use crate::domain::{ContractPrice, Ix, OrderState};
+
+pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
+    let snap = ctx.snap;
+    let t = &ctx.policy.thresholds.price_mismatch;
+    let hundred = Decimal::ONE_HUNDRED;
+
+    let mut contracts: HashMap<(Ix, Ix), Vec<&ContractPrice>> = HashMap::new();
+    for c in &snap.contract_prices {
+        contracts.entry((c.customer, c.product)).or_default().push(c);
+    }
+
+    for (li, line) in snap.lines.iter().enumerate() {
+        if !ctx.valid.line(li) || line.open_qty() <= Decimal::ZERO {
+            continue;
+        }
+        let Some(order) = snap.orders.get(line.order as usize) else { continue };
+        if !matches!(order.state, OrderState::Draft | OrderState::Sent | OrderState::Sale) {
+            continue;
+        }
+        let Some(product) = snap.products.get(line.product as usize) else { continue };
+        let net = line.net_price();
+        let qty = line.open_qty();
+        let lref = line_ref(order, line);
+
+        let mut reasons = Vec::new(); // (policy key, evidence)
+        let mut revenue = Decimal::ZERO;
+        let mut margin = Decimal::ZERO;
+        let mut target: Option<Decimal> = None;
+
+        // Contract price valid at the order date.
+        let contract = contracts
+            .get(&(order.customer, line.product))
+            .and_then(|v| v.iter().find(|c| c.valid_at(order.date_order)));
+        if let Some(c) = contract
+            && c.price > Decimal::ZERO
+        {
+            let dev = (net - c.price) / c.price * hundred;
+            if dev.abs() > t.contract_tolerance_pct {
+                let gap = (c.price - net) * qty;
+                if gap > Decimal::ZERO {
+                    revenue += gap;
+                    margin += gap;
+                } else {
+                    // Overcharging a contract customer risks a credit note for the difference.
+                    revenue += -gap;
+                }
+                target = Some(c.price);
+                reasons.push((
+                    "thresholds.price_mismatch.contract_tolerance_pct",
+                    ev(
+                        format!(
+                            "net price {} is {}% {} the contract price {} ({})",
+                            net.round_dp(2),
+                            dev.abs().round_dp(1),
+                            if dev < Decimal::ZERO { "below" } else { "above" },
+                            c.price.round_dp(2),
+                            c.reference
+                        ),
+                        "product.pricelist.item",
+                        c.id,
+                        c.reference.clone(),
+                    ),
+                ));
+            }
+        }
+
+        // Margin floor (only with a known cost).
+        if let Some(cost) = product.cost
+            && net > Decimal::ZERO
+        {
+            let margin_pct = (net - cost) / net * hundred;
+            if margin_pct < t.margin_floor_pct {
+                let floor_price = if t.margin_floor_pct < hundred {
+                    cost * hundred / (hundred - t.margin_floor_pct)
+                } else {
+                    cost
+                };
+                let lost = (floor_price - net) * qty;
+                margin = margin.max(lost);
+                revenue = revenue.max(lost);
+                if target.is_none() {
+                    target = Some(floor_price.round_dp(2));
+                }
+                reasons.push((
+                    "thresholds.price_mismatch.margin_floor_pct",
+                    ev(
+                        format!(
+                            "margin {}% at net price {} and cost {} is below the {}% floor",
+                            margin_pct.round_dp(1),
+                            net.round_dp(2),
+                            cost.round_dp(2),
+                            t.margin_floor_pct
+                        ),
+                        "product.product",
+                        product.id,
+                        product.sku.clone(),
+                    ),
+                ));
+            }
+        }
+
+        // Discount ceiling.
+        if line.discount > t.max_discount_pct {
+            revenue = revenue.max(line.price_unit * line.discount / hundred * qty);
+            reasons.push((
+                "thresholds.price_mismatch.max_discount_pct",
+                ev(
+                    format!("discount {}% exceeds the {}% allowed without a manager", line.discount.normalize(), t.max_discount_pct),
+                    "sale.order.line",
+                    line.id,
+                    lref.clone(),
+                ),
+            ));
+        }
+
+        let Some((rule, _)) = reasons.first() else { continue };
+        let rule = rule.to_string();
+        let title = format!(
+            "{lref}: {} at {} net ({}% off list {})",
+            product.sku,
+            net.round_dp(2),
+            line.discount.normalize(),
+            line.price_unit.round_dp(2)
+        );
+        let mut e = base(
+            ctx,
+            Kind::PriceMismatch,
+            &[&order.name, &line.id.to_string()],
+            order,
+            Some(line),
+            title,
+            rule.clone(),
+            impact(ctx, order, revenue, margin, 0),
+        );
+        e.evidence.push(ev(
+            format!(
+                "{lref}: {} × {} at {} less {}% = {} net",
+                qty.normalize(),
+                product.sku,
+                line.price_unit.round_dp(2),
+                line.discount.normalize(),
+                net.round_dp(2)
+            ),
+            "sale.order.line",
+            line.id,
+            lref.clone(),
+        ));
+        let keys: Vec<&str> = reasons.iter().map(|r| r.0).collect();
+        for (_, evd) in reasons {
+            e.evidence.push(evd);
+        }
+        if product.cost.is_none() {
+            e.evidence.push(ev(
+                format!("{} has no cost in the data; the margin floor was not checked", product.sku),
+                "product.product",
+                product.id,
+                product.sku.clone(),
+            ));
+        }
+        e.evidence.push(policy_ev(ctx, &rule, format!("policy thresholds fired: {}", keys.join(", "))));
+        e.confidence = if contract.is_some() || product.cost.is_some() { 0.9 } else { 0.7 };
+
+        if let Some(price) = target {
+            e.recommendations.push(rec(
+                ctx,
+                Action::ApplyPrice {
+                    order: order.name.clone(),
+                    line: line.id,
+                    price,
+                },
+                format!("Set the net price of {lref} to {}", price.round_dp(2)),
+                vec![
+                    format!("changes the line value by {}", ((price - net) * qty).round_dp(2)),
+                    "a quotation already sent needs the customer's agreement".to_string(),
+                ],
+            ));
+        }
+        let manager = ctx
+            .policy
+            .approvers("apply_price")
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "sales_manager".to_string());
+        e.recommendations.push(rec(
+            ctx,
+            Action::RouteForApproval {
+                order: order.name.clone(),
+                role: manager.clone(),
+            },
+            format!("Ask the {manager} to approve the price as it stands"),
+            vec!["keeps the deal; the margin loss stays".to_string()],
+        ));
+        out.push(e);
+    }
+}

@@ -1,0 +1,144 @@
+//! Shipment delay: an open delivery that will reach the customer after the promise (plus
+//! the grace period), because it is scheduled too late for the carrier's transit time or
+//! the promised date has already passed without shipping.
+
+use chrono::Duration;
+use rust_decimal::Decimal;
+
+use super::shortage::human_hours;
+use super::{base, day, ev, impact, margin_on, policy_ev, rec};
+use crate::core::context::Context;
+use crate::core::exception::{Action, Exception, Kind};
+use crate::domain::PickingState;
+
+/// Transit assumed when a picking has no carrier.
+const DEFAULT_TRANSIT_HOURS: i64 = 24;
+
+pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
+    let snap = ctx.snap;
+    let grace = i64::from(ctx.policy.thresholds.shipment_delay.grace_hours);
+    for p in &snap.pickings {
+        if matches!(p.state, PickingState::Done | PickingState::Cancel) {
+            continue;
+        }
+        let Some(order) = snap.orders.get(p.order as usize) else { continue };
+        if !order.state.is_open_demand() || !ctx.valid.order(p.order as usize) {
+            continue;
+        }
+        let lines = snap.order_lines(order);
+        let open: Vec<u32> = (0..lines.len() as u32)
+            .map(|k| order.first_line + k)
+            .filter(|&li| ctx.valid.line(li as usize) && snap.lines.get(li as usize).is_some_and(|l| l.open_qty() > Decimal::ZERO))
+            .collect();
+        let Some(&first) = open.iter().min_by_key(|&&li| ctx.need(li)) else { continue };
+        let promise = ctx.need(first);
+        let promised_for_real = ctx.has_promise.get(first as usize).copied().unwrap_or(false);
+        let carrier = p.carrier.and_then(|c| snap.carriers.get(c as usize));
+        let transit = carrier.map(|c| i64::from(c.transit_hours)).unwrap_or(DEFAULT_TRANSIT_HOURS);
+        let ship = p.scheduled.unwrap_or(ctx.now).max(ctx.now);
+        let expected = ship + Duration::hours(transit);
+        let late = (expected - promise).num_hours();
+        if late <= grace {
+            continue;
+        }
+        let already = ctx.now > promise;
+        let open_value: Decimal = open.iter().filter_map(|&li| snap.lines.get(li as usize)).map(|l| l.open_value()).sum();
+        let margin: Decimal = open
+            .iter()
+            .filter_map(|&li| snap.lines.get(li as usize))
+            .map(|l| margin_on(ctx, l, l.open_qty()))
+            .sum();
+        let title = if already {
+            format!("{}: promised {}, not shipped yet ({} late)", p.name, day(promise), human_hours((ctx.now - promise).num_hours()))
+        } else {
+            format!("{}: expected {}, {} after the promise", p.name, day(expected), human_hours(late))
+        };
+        let mut e = base(
+            ctx,
+            Kind::ShipmentDelay,
+            &[&p.name],
+            order,
+            None,
+            title,
+            "thresholds.shipment_delay.grace_hours".into(),
+            impact(ctx, order, open_value, margin, late),
+        );
+        e.evidence.push(ev(
+            format!(
+                "{} promised {}{}",
+                order.name,
+                day(promise),
+                if promised_for_real { "" } else { " (no promised date: order date plus default lead time)" }
+            ),
+            "sale.order",
+            order.id,
+            order.name.clone(),
+        ));
+        e.evidence.push(ev(
+            format!(
+                "{} is {} and scheduled to ship {}",
+                p.name,
+                match p.state {
+                    PickingState::Assigned => "ready",
+                    PickingState::Confirmed => "waiting for stock",
+                    _ => "waiting",
+                },
+                p.scheduled.map(day).unwrap_or_else(|| "with no date".into())
+            ),
+            "stock.picking",
+            p.id,
+            p.name.clone(),
+        ));
+        match carrier {
+            Some(c) => e.evidence.push(ev(
+                format!(
+                    "{} needs about {} h in transit{}",
+                    c.name,
+                    c.transit_hours,
+                    c.on_time_rate.map(|r| format!(" and delivered {:.0}% on time", r * 100.0)).unwrap_or_default()
+                ),
+                "delivery.carrier",
+                c.id,
+                c.name.clone(),
+            )),
+            None => e.evidence.push(ev(
+                format!("no carrier assigned; {DEFAULT_TRANSIT_HOURS} h transit assumed"),
+                "stock.picking",
+                p.id,
+                p.name.clone(),
+            )),
+        }
+        e.evidence.push(policy_ev(
+            ctx,
+            "thresholds.shipment_delay.grace_hours",
+            format!("deliveries more than {grace} h past the promise are delays"),
+        ));
+        e.confidence = match (already, promised_for_real) {
+            (_, false) => 0.6,
+            (true, true) => 0.97,
+            (false, true) => match carrier.and_then(|c| c.on_time_rate) {
+                Some(r) => (0.75 + 0.2 * f64::from(r)).min(0.95),
+                None => 0.85,
+            },
+        };
+        e.recommendations.push(rec(
+            ctx,
+            Action::ContactCustomer {
+                order: order.name.clone(),
+                purpose: format!("tell the customer the delivery is expected {}", day(expected)),
+            },
+            "Tell the customer now, with the new expected date".to_string(),
+            vec!["sets expectations before the customer chases; admits the delay".to_string()],
+        ));
+        e.recommendations.push(rec(
+            ctx,
+            Action::Reschedule {
+                order: order.name.clone(),
+                new_date: expected,
+            },
+            format!("Move the promised date to {}", day(expected)),
+            vec![format!("the promise moves by {}", human_hours(late))],
+        ));
+        out.push(e);
+    }
+}

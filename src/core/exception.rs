@@ -1,0 +1,353 @@
+//! The exception record every detector produces, and its parts: kind, impact, evidence,
+//! recommendations with typed actions.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::domain::{SourceId, Tier};
+use crate::policy::Severity;
+
+/// What kind of exception. Built-in kinds have fixed names; custom rules carry their own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// Demand exceeds stock plus inbound by the promise date.
+    StockShortage,
+    /// Scarce stock held by lower-priority orders while higher-priority ones starve.
+    AllocationConflict,
+    /// Price or discount off contract or below the margin floor.
+    PriceMismatch,
+    /// Customer exposure over the credit limit, or overdue invoices.
+    CreditHold,
+    /// Shipment will reach the customer after the promise.
+    ShipmentDelay,
+    /// Inbound purchase line late, slipping or unconfirmed.
+    SupplierDelay,
+    /// Shipping documents or proof of delivery missing.
+    MissingDocuments,
+    /// An order changed repeatedly.
+    RepeatedChanges,
+    /// A custom rule from `policies/`.
+    Custom(String),
+}
+
+impl Kind {
+    /// All built-in kinds.
+    pub const BUILTIN: [Kind; 8] = [
+        Kind::StockShortage,
+        Kind::AllocationConflict,
+        Kind::PriceMismatch,
+        Kind::CreditHold,
+        Kind::ShipmentDelay,
+        Kind::SupplierDelay,
+        Kind::MissingDocuments,
+        Kind::RepeatedChanges,
+    ];
+
+    /// Machine name (`stock_shortage`, or the custom rule's name).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Kind::StockShortage => "stock_shortage",
+            Kind::AllocationConflict => "allocation_conflict",
+            Kind::PriceMismatch => "price_mismatch",
+            Kind::CreditHold => "credit_hold",
+            Kind::ShipmentDelay => "shipment_delay",
+            Kind::SupplierDelay => "supplier_delay",
+            Kind::MissingDocuments => "missing_documents",
+            Kind::RepeatedChanges => "repeated_changes",
+            Kind::Custom(n) => n,
+        }
+    }
+
+    /// Parse a name; unknown names are custom kinds.
+    pub fn parse(s: &str) -> Kind {
+        Kind::BUILTIN
+            .iter()
+            .find(|k| k.as_str() == s)
+            .cloned()
+            .unwrap_or_else(|| Kind::Custom(s.to_string()))
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(Kind::parse(&s))
+    }
+}
+
+/// The record a fact came from, so people and the copilot can cite it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRef {
+    /// Odoo model name (`sale.order.line`, `stock.quant`, `policy` for policy clauses).
+    pub model: String,
+    /// Record id in the source (0 for policy clauses).
+    pub id: SourceId,
+    /// Human reference (`S00042/3`, `SKU-10023@WH2`, `thresholds.credit_hold.max_overdue_days`).
+    pub reference: String,
+}
+
+/// One fact supporting an exception.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The fact, in a sentence.
+    pub fact: String,
+    /// Where it comes from.
+    pub source: SourceRef,
+}
+
+/// What the exception costs if nothing is done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Impact {
+    /// Revenue at risk (company currency).
+    pub revenue_at_risk: Decimal,
+    /// Margin at risk (company currency; zero when cost is unknown).
+    pub margin_at_risk: Decimal,
+    /// Hours past the promise (actual or expected); zero when on time.
+    pub hours_past_promise: i64,
+    /// Customer tier.
+    pub tier: Tier,
+}
+
+/// A concrete next step. Every variant that changes Odoo or contacts someone needs approval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Move reserved stock from a lower-priority line to this one.
+    Reallocate {
+        /// Product SKU.
+        product: String,
+        /// Quantity to move.
+        qty: Decimal,
+        /// Warehouse code.
+        warehouse: String,
+        /// Order giving up the stock.
+        from_order: String,
+        /// Its line id.
+        from_line: SourceId,
+        /// Order receiving it.
+        to_order: String,
+        /// Its line id.
+        to_line: SourceId,
+    },
+    /// Ship what is available now, back-order the rest.
+    SplitShipment {
+        /// Order.
+        order: String,
+        /// Line id.
+        line: SourceId,
+        /// Quantity shipped now.
+        ship_now: Decimal,
+        /// Quantity back-ordered.
+        backorder: Decimal,
+    },
+    /// Transfer stock between warehouses.
+    Transfer {
+        /// Product SKU.
+        product: String,
+        /// Quantity.
+        qty: Decimal,
+        /// From warehouse code.
+        from_warehouse: String,
+        /// To warehouse code.
+        to_warehouse: String,
+    },
+    /// Offer a substitute product.
+    Substitute {
+        /// Order.
+        order: String,
+        /// Line id.
+        line: SourceId,
+        /// Ordered SKU.
+        from_product: String,
+        /// Substitute SKU.
+        to_product: String,
+        /// Quantity.
+        qty: Decimal,
+    },
+    /// Ask the supplier to ship sooner.
+    ExpeditePurchase {
+        /// Purchase order.
+        po_ref: String,
+        /// Purchase line id.
+        line: SourceId,
+        /// Supplier name.
+        supplier: String,
+    },
+    /// Buy elsewhere.
+    ResourcePurchase {
+        /// Product SKU.
+        product: String,
+        /// Quantity.
+        qty: Decimal,
+        /// Warehouse code.
+        warehouse: String,
+    },
+    /// Agree a new date with the customer.
+    Reschedule {
+        /// Order.
+        order: String,
+        /// Proposed new promised date.
+        new_date: DateTime<Utc>,
+    },
+    /// Release the order despite the credit position.
+    ReleaseCreditHold {
+        /// Order.
+        order: String,
+        /// Customer name.
+        customer: String,
+    },
+    /// Correct the line's price.
+    ApplyPrice {
+        /// Order.
+        order: String,
+        /// Line id.
+        line: SourceId,
+        /// Price to apply (net unit price).
+        price: Decimal,
+    },
+    /// Ask the warehouse, carrier or customer for missing documents.
+    RequestDocuments {
+        /// Picking.
+        picking: String,
+        /// Documents missing.
+        documents: Vec<String>,
+    },
+    /// Contact the customer.
+    ContactCustomer {
+        /// Order.
+        order: String,
+        /// Why.
+        purpose: String,
+    },
+    /// Send the order to a role for a decision.
+    RouteForApproval {
+        /// Order.
+        order: String,
+        /// Role that decides.
+        role: String,
+    },
+}
+
+impl Action {
+    /// Action name as used in `policies/approvals.toml`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Reallocate { .. } => "reallocate",
+            Action::SplitShipment { .. } => "split_shipment",
+            Action::Transfer { .. } => "transfer",
+            Action::Substitute { .. } => "substitute",
+            Action::ExpeditePurchase { .. } => "expedite_purchase",
+            Action::ResourcePurchase { .. } => "resource_purchase",
+            Action::Reschedule { .. } => "reschedule",
+            Action::ReleaseCreditHold { .. } => "release_credit_hold",
+            Action::ApplyPrice { .. } => "apply_price",
+            Action::RequestDocuments { .. } => "request_documents",
+            Action::ContactCustomer { .. } => "contact_customer",
+            Action::RouteForApproval { .. } => "route_for_approval",
+        }
+    }
+}
+
+/// A proposed next step with its trade-offs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recommendation {
+    /// The action and its exact parameters.
+    #[serde(flatten)]
+    pub action: Action,
+    /// What it does, in a sentence.
+    pub summary: String,
+    /// What it costs or risks.
+    pub tradeoffs: Vec<String>,
+    /// Roles that may approve it (from `policies/approvals.toml`).
+    pub approver_roles: Vec<String>,
+}
+
+/// Escalation of an exception to another role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Escalation {
+    /// Role escalated to.
+    pub to_role: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A detected exception.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exception {
+    /// Stable id: the same condition gives the same id across scans.
+    pub id: String,
+    /// Kind.
+    pub kind: Kind,
+    /// One-line summary.
+    pub title: String,
+    /// The order it concerns (a purchase order for supplier delays).
+    pub order_ref: String,
+    /// Line position within the order, when it concerns one line.
+    pub line: Option<u32>,
+    /// Line source id.
+    pub line_id: Option<SourceId>,
+    /// Other orders it affects (sales orders hurt by a supplier delay).
+    pub related_orders: Vec<String>,
+    /// Customer name (the supplier's for supplier delays without downstream orders).
+    pub customer: String,
+    /// Customer tier.
+    pub tier: Tier,
+    /// Warehouse code.
+    pub warehouse: Option<String>,
+    /// Product SKU.
+    pub product: Option<String>,
+    /// Impact.
+    pub impact: Impact,
+    /// Score 0–100.
+    pub score: u8,
+    /// Severity from the score.
+    pub severity: Severity,
+    /// How sure the detector is, 0–1.
+    pub confidence: f64,
+    /// Role that owns it.
+    pub owner_role: String,
+    /// Escalation, if the policy escalates it.
+    pub escalation: Option<Escalation>,
+    /// Facts with their source records.
+    pub evidence: Vec<Evidence>,
+    /// The policy key that fired (`thresholds.credit_hold.max_overdue_days`, `rules.<name>`).
+    pub policy_rule: String,
+    /// Version of the policy that fired.
+    pub policy_version: String,
+    /// Options, best first.
+    pub recommendations: Vec<Recommendation>,
+    /// Whether this is a prediction rather than a present condition.
+    pub predicted: bool,
+}
+
+/// A stable exception id from the kind and the parts that identify the condition.
+pub fn stable_id(kind: &str, parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    h.update(kind.as_bytes());
+    for p in parts {
+        h.update([0x1f]);
+        h.update(p.as_bytes());
+    }
+    let d = h.finalize();
+    let mut s = String::with_capacity(15);
+    s.push_str("EX-");
+    for b in d.iter().take(6) {
+        use std::fmt::Write;
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}

@@ -1,0 +1,69 @@
+//! The exception core: pure, deterministic functions over a [`Snapshot`] and a [`Policy`].
+//!
+//! [`detect`] runs every detector (one module per kind under [`detectors`]), scores each
+//! exception ([`score`]), routes it by policy and returns them ranked. Nothing here does
+//! I/O, reads the clock or knows where the snapshot came from; `now` is an argument so a
+//! scan is reproducible. Allocation proposals come from [`solver`], an exact
+//! transportation solver.
+
+pub mod detectors;
+pub mod exception;
+pub mod explain;
+pub mod score;
+pub mod solver;
+
+mod context;
+
+pub use context::Context;
+pub use exception::{
+    Action, Escalation, Evidence, Exception, Impact, Kind, Recommendation, SourceRef, stable_id,
+};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::domain::{DataQualityFinding, Snapshot};
+use crate::policy::Policy;
+
+/// Everything one scan found.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanResult {
+    /// Exceptions, highest score first (ties broken by id, so the order is stable).
+    pub exceptions: Vec<Exception>,
+    /// Problems with the data itself.
+    pub findings: Vec<DataQualityFinding>,
+    /// Open order lines examined.
+    pub open_lines: usize,
+    /// Policy version used.
+    pub policy_version: String,
+    /// The time the scan measured against.
+    pub now: DateTime<Utc>,
+}
+
+/// Run every detector over the snapshot and return the ranked exceptions.
+pub fn detect(snap: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> ScanResult {
+    let (ctx, findings) = Context::new(snap, policy, now);
+    let mut exceptions = Vec::new();
+    detectors::run_all(&ctx, &mut exceptions);
+    for e in &mut exceptions {
+        score::finish(e, policy);
+    }
+    rank(&mut exceptions);
+    ScanResult {
+        exceptions,
+        findings,
+        open_lines: ctx.open_lines.len(),
+        policy_version: policy.version.clone(),
+        now,
+    }
+}
+
+/// Sort exceptions by score (highest first), then revenue at risk, then id.
+pub fn rank(exceptions: &mut [Exception]) {
+    exceptions.sort_by(|a, b| {
+        b.score
+            .cmp(&a.score)
+            .then_with(|| b.impact.revenue_at_risk.cmp(&a.impact.revenue_at_risk))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+}
