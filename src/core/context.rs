@@ -68,6 +68,14 @@ pub struct Context<'a> {
     pub need_by: Vec<DateTime<Utc>>,
     /// Per line: whether `need_by` comes from a real promise.
     pub has_promise: Vec<bool>,
+    /// Per line: net unit price after discount (computed once; detectors read it often).
+    pub net: Vec<Decimal>,
+    /// Per line: quantity left to deliver (never negative).
+    pub open: Vec<Decimal>,
+    /// Per order: undelivered value at net prices.
+    pub order_open_value: Vec<Decimal>,
+    /// Per order: confirmed but not yet invoiced value.
+    pub order_uninvoiced: Vec<Decimal>,
     /// Per customer: credit position.
     pub credit: Vec<CreditPosition>,
     /// Stock per `product * warehouses + warehouse`: (on hand, reserved, stock record index).
@@ -76,7 +84,8 @@ pub struct Context<'a> {
     pub leftover: Vec<Decimal>,
     /// Per line: coverage from the walk (default for lines that are not open).
     pub coverage: Vec<Coverage>,
-    /// Open demand lines grouped by product: `lines_by_product[offsets[p]..offsets[p+1]]`.
+    /// Open demand lines grouped by (product, warehouse) slot: the lines of slot `k` are
+    /// `lines_by_product[product_offsets[k]..product_offsets[k+1]]`.
     pub product_offsets: Vec<u32>,
     /// See `product_offsets`.
     pub lines_by_product: Vec<Ix>,
@@ -109,13 +118,26 @@ impl<'a> Context<'a> {
             let order = snap.orders.get(l.order as usize);
             let promise = l.promised.or(order.and_then(|o| o.promised));
             has_promise.push(promise.is_some());
-            let fallback = order.map(|o| o.date_order + lead).unwrap_or(now);
-            need_by.push(promise.unwrap_or(fallback));
-            if valid.line(i)
-                && order.is_some_and(|o| o.state.is_open_demand())
-                && l.open_qty() > Decimal::ZERO
-            {
+            need_by.push(promise.unwrap_or_else(|| order.map(|o| o.date_order + lead).unwrap_or(now)));
+            if valid.line(i) && order.is_some_and(|o| o.state.is_open_demand()) && l.qty > l.qty_delivered {
                 open_lines.push(i as Ix);
+            }
+        }
+
+        let net: Vec<Decimal> = snap.lines.iter().map(|l| l.net_price()).collect();
+        let open: Vec<Decimal> = snap.lines.iter().map(|l| l.open_qty()).collect();
+        let mut order_open_value = vec![Decimal::ZERO; snap.orders.len()];
+        let mut order_uninvoiced = vec![Decimal::ZERO; snap.orders.len()];
+        for ((l, n), q) in snap.lines.iter().zip(&net).zip(&open) {
+            if !q.is_zero()
+                && let Some(v) = order_open_value.get_mut(l.order as usize)
+            {
+                *v += q * n;
+            }
+            if l.qty > l.qty_invoiced
+                && let Some(v) = order_uninvoiced.get_mut(l.order as usize)
+            {
+                *v += (l.qty - l.qty_invoiced) * n;
             }
         }
 
@@ -170,11 +192,15 @@ impl<'a> Context<'a> {
 
         // Group open lines and inbound lines by product (counting sort: linear time).
         let n_products = snap.products.len();
+        // Lines are bucketed by (product, warehouse) slot; a product's slots are adjacent,
+        // so one product's lines are one contiguous range too.
         let (product_offsets, lines_by_product) = bucket(
-            n_products,
-            open_lines
-                .iter()
-                .filter_map(|&li| snap.lines.get(li as usize).map(|l| (l.product as usize, li))),
+            n_products * n_wh,
+            open_lines.iter().filter_map(|&li| {
+                let l = snap.lines.get(li as usize)?;
+                let o = snap.orders.get(l.order as usize)?;
+                Some((l.product as usize * n_wh + o.warehouse as usize, li))
+            }),
         );
         let (inbound_offsets, inbound_by_product) = bucket(
             n_products,
@@ -204,6 +230,10 @@ impl<'a> Context<'a> {
             open_lines,
             need_by,
             has_promise,
+            net,
+            open,
+            order_open_value,
+            order_uninvoiced,
             credit,
             stock,
             leftover: Vec::new(),
@@ -221,7 +251,17 @@ impl<'a> Context<'a> {
 
     /// Open demand lines of product `p`.
     pub fn product_lines(&self, p: Ix) -> &[Ix] {
-        slice_of(&self.product_offsets, &self.lines_by_product, p)
+        let n_wh = self.snap.warehouses.len();
+        let (a, b) = (p as usize * n_wh, (p as usize + 1) * n_wh);
+        match (self.product_offsets.get(a), self.product_offsets.get(b)) {
+            (Some(&x), Some(&y)) => self.lines_by_product.get(x as usize..y as usize).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+
+    /// Open demand lines of one (product, warehouse) slot.
+    pub fn slot_lines(&self, slot: usize) -> &[Ix] {
+        slice_of(&self.product_offsets, &self.lines_by_product, slot as Ix)
     }
 
     /// Inbound purchase lines of product `p`.
@@ -240,6 +280,26 @@ impl<'a> Context<'a> {
         self.snap.orders.get(l.order as usize)
     }
 
+    /// Net unit price of a line.
+    pub fn net(&self, line: Ix) -> Decimal {
+        self.net.get(line as usize).copied().unwrap_or_default()
+    }
+
+    /// Undelivered value of a line at its net price.
+    pub fn open_value(&self, line: Ix) -> Decimal {
+        self.open(line) * self.net(line)
+    }
+
+    /// Quantity left to deliver on a line.
+    pub fn open(&self, line: Ix) -> Decimal {
+        self.open.get(line as usize).copied().unwrap_or_default()
+    }
+
+    /// Undelivered value of an order.
+    pub fn order_value(&self, order: Ix) -> Decimal {
+        self.order_open_value.get(order as usize).copied().unwrap_or_default()
+    }
+
     /// Hours past the need date at `t` (zero when `t` is before it).
     pub fn hours_late(&self, line: Ix, t: DateTime<Utc>) -> i64 {
         let need = self.need(line);
@@ -249,11 +309,6 @@ impl<'a> Context<'a> {
     /// Need-by date of a line.
     pub fn need(&self, line: Ix) -> DateTime<Utc> {
         self.need_by.get(line as usize).copied().unwrap_or(self.now)
-    }
-
-    /// Whether the warehouse of an order is the given one.
-    fn order_warehouse(&self, line: Ix) -> Option<Ix> {
-        self.order_of(line).map(|o| o.warehouse)
     }
 
     /// The available-to-promise walk: per product and warehouse, serve open lines in
@@ -290,14 +345,13 @@ impl<'a> Context<'a> {
         let mut backlog: VecDeque<(Ix, Decimal)> = VecDeque::new();
         let mut lot_start = 0usize;
         for p in 0..snap.products.len() as Ix {
-            let lines = self.product_lines(p);
-            if lines.is_empty() {
+            if self.product_lines(p).is_empty() {
                 continue;
             }
             for w in 0..n_wh as Ix {
-                group.clear();
-                group.extend(lines.iter().copied().filter(|&l| self.order_warehouse(l) == Some(w)));
                 let slot = p as usize * n_wh + w as usize;
+                group.clear();
+                group.extend_from_slice(self.slot_lines(slot));
                 // Advance to this slot's lots (lots are sorted by slot).
                 while lots.get(lot_start).is_some_and(|l| l.0 < slot) {
                     lot_start += 1;
@@ -369,7 +423,7 @@ impl<'a> Context<'a> {
                 }
                 next_lot += 1;
             }
-            let open = self.snap.lines.get(line as usize).map(|l| l.open_qty()).unwrap_or_default();
+            let open = self.open(line);
             let s = open.min(stock_left);
             stock_left -= s;
             let i = (open - s).min(inbound_avail);
@@ -410,7 +464,7 @@ impl<'a> Context<'a> {
 
 /// Group items by a dense key in linear time: returns offsets (`n + 1` entries) and the
 /// items ordered by key (stable within a key). Items with a key `>= n` are dropped.
-fn bucket(n: usize, items: impl Iterator<Item = (usize, Ix)> + Clone) -> (Vec<u32>, Vec<Ix>) {
+pub(crate) fn bucket(n: usize, items: impl Iterator<Item = (usize, Ix)> + Clone) -> (Vec<u32>, Vec<Ix>) {
     let mut offsets = vec![0u32; n + 1];
     for (k, _) in items.clone() {
         if let Some(c) = offsets.get_mut(k + 1).filter(|_| k < n) {
@@ -436,7 +490,7 @@ fn bucket(n: usize, items: impl Iterator<Item = (usize, Ix)> + Clone) -> (Vec<u3
     (offsets, out)
 }
 
-fn slice_of<'s>(offsets: &[u32], items: &'s [Ix], k: Ix) -> &'s [Ix] {
+pub(crate) fn slice_of<'s>(offsets: &[u32], items: &'s [Ix], k: Ix) -> &'s [Ix] {
     let k = k as usize;
     match (offsets.get(k), offsets.get(k + 1)) {
         (Some(&a), Some(&b)) => items.get(a as usize..b as usize).unwrap_or(&[]),

@@ -42,13 +42,27 @@ pub struct ScanResult {
 
 /// Run every detector over the snapshot and return the ranked exceptions.
 pub fn detect(snap: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> ScanResult {
+    detect_observed(snap, policy, now, &mut |_| {})
+}
+
+/// [`detect`], telling `phase` the name of each step as it finishes (`context`, each
+/// detector, `score`, `rank`), so a caller can time them.
+pub fn detect_observed(
+    snap: &Snapshot,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    phase: &mut dyn FnMut(&'static str),
+) -> ScanResult {
     let (ctx, findings) = Context::new(snap, policy, now);
+    phase("context");
     let mut exceptions = Vec::new();
-    detectors::run_all(&ctx, &mut exceptions);
+    detectors::run_all(&ctx, &mut exceptions, phase);
     for e in &mut exceptions {
         score::finish(e, policy);
     }
+    phase("score");
     rank(&mut exceptions);
+    phase("rank");
     ScanResult {
         exceptions,
         findings,

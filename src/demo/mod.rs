@@ -34,14 +34,17 @@ pub struct DemoConfig {
 impl DemoConfig {
     /// The default demo: 1,500 open orders (about 6,000 open lines).
     pub const DEFAULT_ORDERS: usize = 1500;
-    /// Average lines per order (for sizing by lines).
+    /// Average lines per order.
     pub const LINES_PER_ORDER: f64 = 4.0;
+    /// Open lines per generated open order, measured: the warehouse ships what is due and
+    /// reserved, so about one order in seven is delivered by the time of the snapshot.
+    pub const OPEN_LINES_PER_ORDER: f64 = 3.4;
 
     /// A config sized to roughly `lines` open order lines.
     pub fn with_lines(seed: u64, lines: usize, now: DateTime<Utc>) -> DemoConfig {
         DemoConfig {
             seed,
-            orders: ((lines as f64 / Self::LINES_PER_ORDER).ceil() as usize).max(1),
+            orders: ((lines as f64 / Self::OPEN_LINES_PER_ORDER).ceil() as usize).max(1),
             now,
         }
     }

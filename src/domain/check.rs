@@ -102,32 +102,40 @@ impl Snapshot {
         let mut lines = vec![true; self.lines.len()];
         for (i, l) in self.lines.iter().enumerate() {
             let order = self.orders.get(l.order as usize);
-            let name = match order {
-                Some(o) => format!("{}/{}", o.name, l.seq),
-                None => format!("line {}", l.id),
-            };
-            let mut bad = |code, msg: String| {
-                push(code, name.clone(), msg);
-                false
-            };
-            let ok = if order.is_none() {
-                bad("line_unknown_order", format!("{name} belongs to no known order"))
+            let problem: Option<(&'static str, &str)> = if order.is_none() {
+                Some(("line_unknown_order", "belongs to no known order"))
             } else if !orders.get(l.order as usize).copied().unwrap_or(false) {
-                false
+                lines[i] = false; // its order is already reported
+                None
             } else if !in_range(&self.products, l.product) {
-                bad("line_unknown_product", format!("{name} refers to a product that is not in the data"))
+                Some(("line_unknown_product", "refers to a product that is not in the data"))
             } else if l.qty < Decimal::ZERO {
-                bad("line_negative_quantity", format!("{name} has a negative ordered quantity ({})", l.qty))
+                Some(("line_negative_quantity", "has a negative ordered quantity"))
             } else if l.qty_delivered < Decimal::ZERO || l.qty_invoiced < Decimal::ZERO {
-                bad("line_negative_progress", format!("{name} has a negative delivered or invoiced quantity"))
+                Some(("line_negative_progress", "has a negative delivered or invoiced quantity"))
             } else if l.price_unit < Decimal::ZERO {
-                bad("line_negative_price", format!("{name} has a negative unit price ({})", l.price_unit))
+                Some(("line_negative_price", "has a negative unit price"))
             } else if l.discount < Decimal::ZERO || l.discount > Decimal::ONE_HUNDRED {
-                bad("line_discount_out_of_range", format!("{name} has a discount of {}% (must be 0–100)", l.discount))
+                Some(("line_discount_out_of_range", "has a discount outside 0–100%"))
             } else {
-                true
+                None
             };
-            lines[i] = ok;
+            if let Some((code, what)) = problem {
+                // Names are built only for the rare bad line: this loop sees every line.
+                let name = match order {
+                    Some(o) => format!("{}/{}", o.name, l.seq),
+                    None => format!("line {}", l.id),
+                };
+                push(
+                    code,
+                    name.clone(),
+                    format!(
+                        "{name} {what} (qty {}, delivered {}, invoiced {}, price {}, discount {}%)",
+                        l.qty, l.qty_delivered, l.qty_invoiced, l.price_unit, l.discount
+                    ),
+                );
+                lines[i] = false;
+            }
         }
 
         for s in &self.stock {

@@ -316,12 +316,20 @@ pub struct OrderLine {
 impl OrderLine {
     /// Quantity still to deliver (never negative).
     pub fn open_qty(&self) -> Decimal {
+        if self.qty_delivered.is_zero() {
+            return self.qty.max(Decimal::ZERO);
+        }
         (self.qty - self.qty_delivered).max(Decimal::ZERO)
     }
 
     /// Net unit price after discount.
     pub fn net_price(&self) -> Decimal {
-        self.price_unit * (Decimal::ONE_HUNDRED - self.discount) / Decimal::ONE_HUNDRED
+        let mut x = self.price_unit * (Decimal::ONE_HUNDRED - self.discount);
+        // Dividing by 100 is a change of scale: exact, and far cheaper than a division.
+        match x.set_scale(x.scale() + 2) {
+            Ok(()) => x,
+            Err(_) => self.price_unit * (Decimal::ONE_HUNDRED - self.discount) / Decimal::ONE_HUNDRED,
+        }
     }
 
     /// Value of the undelivered part at the net price.

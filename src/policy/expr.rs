@@ -600,11 +600,7 @@ fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
                 ));
             }
         };
-        out.push(Token {
-            tok,
-            start,
-            end: i,
-        });
+        out.push(Token { tok, start, end: i });
     }
     out.push(Token {
         tok: Tok::Eof,
@@ -854,7 +850,9 @@ impl<'s> Parser<'s> {
     }
 
     fn peek2_tok(&self) -> &Tok {
-        self.toks.get(self.pos + 1).map_or(&self.eof.tok, |t| &t.tok)
+        self.toks
+            .get(self.pos + 1)
+            .map_or(&self.eof.tok, |t| &t.tok)
     }
 
     fn bump(&mut self) -> Token {
@@ -1594,7 +1592,7 @@ fn str_contains(hay: SVal<'_>, needle: SVal<'_>) -> bool {
         if is_prefix(rest.clone(), needle.chars()) {
             return true;
         }
-        if rest.next().is_some() {
+        if rest.next().is_none() {
             return false;
         }
     }
@@ -1680,11 +1678,17 @@ impl Checker<'_> {
     }
 
     fn num_pair(&mut self, a: &Ast, b: &Ast, what: &str) -> Result<Box<[NNode; 2]>, ExprError> {
-        Ok(Box::new([self.num_operand(a, what)?, self.num_operand(b, what)?]))
+        Ok(Box::new([
+            self.num_operand(a, what)?,
+            self.num_operand(b, what)?,
+        ]))
     }
 
     fn str_pair(&mut self, a: &Ast, b: &Ast, what: &str) -> Result<Box<[SNode; 2]>, ExprError> {
-        Ok(Box::new([self.str_operand(a, what)?, self.str_operand(b, what)?]))
+        Ok(Box::new([
+            self.str_operand(a, what)?,
+            self.str_operand(b, what)?,
+        ]))
     }
 
     fn root(&mut self, ast: &Ast) -> Result<BNode, ExprError> {
@@ -1777,12 +1781,12 @@ impl Checker<'_> {
         if let Some(kw) = keyword_hint(path) {
             message.push_str(&format!(" (keywords are lowercase: write `{kw}`)"));
         } else if FUNCTIONS.iter().any(|(f, _)| *f == path) {
-            message.push_str(&format!(" (`{path}` is a function: call it as `{path}(...)`)"));
+            message.push_str(&format!(
+                " (`{path}` is a function: call it as `{path}(...)`)"
+            ));
         } else if let Some(close) = suggest(path, names()).or_else(|| {
-            let mut tails = names().filter(|n| {
-                n.strip_suffix(path)
-                    .is_some_and(|head| head.ends_with('.'))
-            });
+            let mut tails =
+                names().filter(|n| n.strip_suffix(path).is_some_and(|head| head.ends_with('.')));
             match (tails.next(), tails.next()) {
                 (Some(only), None) => Some(only),
                 _ => None,
@@ -1956,9 +1960,9 @@ impl Checker<'_> {
                 let x = self.str_operand(x, "`lower` needs a string")?;
                 Typed::S(SNode::Lower(Box::new(x)).folded())
             }
-            ("contains", [h, n]) => Typed::B(
-                BNode::Contains(self.str_pair(h, n, "`contains` needs strings")?).folded(),
-            ),
+            ("contains", [h, n]) => {
+                Typed::B(BNode::Contains(self.str_pair(h, n, "`contains` needs strings")?).folded())
+            }
             ("starts_with", [s, p]) => Typed::B(
                 BNode::StartsWith(self.str_pair(s, p, "`starts_with` needs strings")?).folded(),
             ),
@@ -2114,7 +2118,10 @@ mod tests {
         assert_eq!(s.id("a.z"), None);
         assert_eq!(s.len(), 2);
         let fields: Vec<_> = s.fields().collect();
-        assert_eq!(fields, vec![("a.x", FieldType::Bool), ("a.y", FieldType::String)]);
+        assert_eq!(
+            fields,
+            vec![("a.x", FieldType::Bool), ("a.y", FieldType::String)]
+        );
         assert_eq!(s.name(FieldId(1)), Some("a.y"));
         assert_eq!(s.field_type(FieldId(7)), None);
     }
@@ -2129,7 +2136,8 @@ mod tests {
 
     #[test]
     fn source_fields_used_and_display() {
-        let src = "line.open_qty > 0 and order.state == 'sale' and line.open_qty < 10 or is_null(t.n)";
+        let src =
+            "line.open_qty > 0 and order.state == 'sale' and line.open_qty < 10 or is_null(t.n)";
         let e = compile(src);
         assert_eq!(e.source(), src);
         assert_eq!(e.to_string(), src);
@@ -2180,7 +2188,8 @@ mod tests {
             ("product.category", Value::Str("Fasteners")),
         ])));
 
-        let c = compile("line.hours_to_promise < 48 and line.open_qty > 0 and order.state == \"sale\"");
+        let c =
+            compile("line.hours_to_promise < 48 and line.open_qty > 0 and order.state == \"sale\"");
         assert!(c.eval_bool(&row(&[
             ("line.hours_to_promise", Value::Num(d("47.5"))),
             ("line.open_qty", Value::Num(d("1"))),
@@ -2297,24 +2306,42 @@ mod tests {
     fn is_null_tests_missingness() {
         assert_eq!(ev("is_null(t.n)"), Some(true));
         assert_eq!(ev("is_null(t.s) and is_null(t.a)"), Some(true));
-        assert_eq!(eval_with("is_null(t.n)", &[("t.n", Value::Num(d("0")))]), Some(false));
-        assert_eq!(eval_with("not is_null(t.s)", &[("t.s", Value::Str(""))]), Some(true));
+        assert_eq!(
+            eval_with("is_null(t.n)", &[("t.n", Value::Num(d("0")))]),
+            Some(false)
+        );
+        assert_eq!(
+            eval_with("not is_null(t.s)", &[("t.s", Value::Str(""))]),
+            Some(true)
+        );
         assert_eq!(ev("is_null(null)"), Some(true));
         assert_eq!(ev("is_null(1 / 0)"), Some(true));
         assert_eq!(ev("is_null(t.n > 1)"), Some(true));
-        assert_eq!(eval_with("is_null(t.n) or t.n > 10", &[("t.n", Value::Num(d("11")))]), Some(true));
+        assert_eq!(
+            eval_with("is_null(t.n) or t.n > 10", &[("t.n", Value::Num(d("11")))]),
+            Some(true)
+        );
     }
 
     #[test]
     fn division_by_zero_and_overflow_are_null() {
         assert_eq!(ev("1 / 0 > 0"), None);
         assert_eq!(ev("1 / 0 == 1 / 0"), None);
-        assert_eq!(eval_with("t.n / t.m > 0", &[("t.n", Value::Num(d("5"))), ("t.m", Value::Num(d("0")))]), None);
+        assert_eq!(
+            eval_with(
+                "t.n / t.m > 0",
+                &[("t.n", Value::Num(d("5"))), ("t.m", Value::Num(d("0")))]
+            ),
+            None
+        );
         assert_eq!(ev("79228162514264337593543950335 + 1 > 0"), None);
         assert_eq!(ev("79228162514264337593543950335 * 2 > 0"), None);
         assert_eq!(ev("-79228162514264337593543950335 - 1 < 0"), None);
         assert_eq!(ev("-79228162514264337593543950335 < 0"), Some(true));
-        let big = [("t.n", Value::Num(Decimal::MAX)), ("t.m", Value::Num(Decimal::MAX))];
+        let big = [
+            ("t.n", Value::Num(Decimal::MAX)),
+            ("t.m", Value::Num(Decimal::MAX)),
+        ];
         assert_eq!(eval_with("t.n * t.m > 0", &big), None);
         assert_eq!(eval_with("t.n / 0.0000000001 > 0", &big), None);
         assert_eq!(eval_with("abs(-t.n) == t.n", &big), Some(true));
@@ -2375,26 +2402,68 @@ mod tests {
         assert_eq!(ev("'b' > 'a' and 'a' < 'ab'"), Some(true));
 
         let s = |v: &'static str| [("t.s", Value::Str(v))];
-        assert_eq!(eval_with("lower(t.s) == 'safety'", &s("SaFeTy")), Some(true));
-        assert_eq!(eval_with("lower(t.s) == lower('SAFETY')", &s("Safety")), Some(true));
+        assert_eq!(
+            eval_with("lower(t.s) == 'safety'", &s("SaFeTy")),
+            Some(true)
+        );
+        assert_eq!(
+            eval_with("lower(t.s) == lower('SAFETY')", &s("Safety")),
+            Some(true)
+        );
         assert_eq!(eval_with("lower(t.s) < 'b'", &s("B")), Some(false));
         assert_eq!(eval_with("lower(t.s) < 'c'", &s("B")), Some(true));
-        assert_eq!(eval_with("contains(lower(t.s), 'ten')", &s("FASTENERS")), Some(true));
-        assert_eq!(eval_with("contains(lower(t.s), 'xyz')", &s("FASTENERS")), Some(false));
+        assert_eq!(
+            eval_with("contains(lower(t.s), 'ten')", &s("FASTENERS")),
+            Some(true)
+        );
+        assert_eq!(
+            eval_with("contains(lower(t.s), 'xyz')", &s("FASTENERS")),
+            Some(false)
+        );
         assert_eq!(eval_with("contains(lower(t.s), '')", &s("")), Some(true));
-        assert_eq!(eval_with("contains(t.s, lower('ERS'))", &s("fasteners")), Some(true));
-        assert_eq!(eval_with("starts_with(lower(t.s), 'fast')", &s("FASTENERS")), Some(true));
-        assert_eq!(eval_with("starts_with(lower(t.s), 'fasx')", &s("FASTENERS")), Some(false));
-        assert_eq!(eval_with("contains(lower(t.s), 'straße')", &s("GROSSE STRAßE")), Some(true));
+        assert_eq!(
+            eval_with("contains(t.s, lower('ERS'))", &s("fasteners")),
+            Some(true)
+        );
+        assert_eq!(
+            eval_with("starts_with(lower(t.s), 'fast')", &s("FASTENERS")),
+            Some(true)
+        );
+        assert_eq!(
+            eval_with("starts_with(lower(t.s), 'fasx')", &s("FASTENERS")),
+            Some(false)
+        );
+        assert_eq!(
+            eval_with("contains(lower(t.s), 'straße')", &s("GROSSE STRAßE")),
+            Some(true)
+        );
     }
 
     #[test]
     fn string_escapes() {
-        assert_eq!(eval_with(r#"t.s == 'it\'s'"#, &[("t.s", Value::Str("it's"))]), Some(true));
-        assert_eq!(eval_with(r#"t.s == "say \"hi\"""#, &[("t.s", Value::Str("say \"hi\""))]), Some(true));
-        assert_eq!(eval_with(r"t.s == 'a\\b'", &[("t.s", Value::Str("a\\b"))]), Some(true));
-        assert_eq!(eval_with(r"t.s == 'a\tb\n'", &[("t.s", Value::Str("a\tb\n"))]), Some(true));
-        assert_eq!(eval_with("t.s == \"it's\"", &[("t.s", Value::Str("it's"))]), Some(true));
+        assert_eq!(
+            eval_with(r#"t.s == 'it\'s'"#, &[("t.s", Value::Str("it's"))]),
+            Some(true)
+        );
+        assert_eq!(
+            eval_with(
+                r#"t.s == "say \"hi\"""#,
+                &[("t.s", Value::Str("say \"hi\""))]
+            ),
+            Some(true)
+        );
+        assert_eq!(
+            eval_with(r"t.s == 'a\\b'", &[("t.s", Value::Str("a\\b"))]),
+            Some(true)
+        );
+        assert_eq!(
+            eval_with(r"t.s == 'a\tb\n'", &[("t.s", Value::Str("a\tb\n"))]),
+            Some(true)
+        );
+        assert_eq!(
+            eval_with("t.s == \"it's\"", &[("t.s", Value::Str("it's"))]),
+            Some(true)
+        );
     }
 
     // ---- errors ----
@@ -2413,7 +2482,10 @@ mod tests {
             err("amount_untaxed > 5"),
             "at column 1: unknown field `amount_untaxed` (did you mean `order.amount_untaxed`?)"
         );
-        assert_eq!(err("warehouse.zone == 'A'"), "at column 1: unknown field `warehouse.zone`");
+        assert_eq!(
+            err("warehouse.zone == 'A'"),
+            "at column 1: unknown field `warehouse.zone`"
+        );
         assert_eq!(
             err("t.a AND t.b"),
             "at column 5: expected an operator (such as `and`, `or`, `==`, `<`, `in` or `+`) or the end of the expression, found `AND` (keywords are lowercase: write `and`)"
@@ -2447,9 +2519,18 @@ mod tests {
             err("t.n > 0 and min(t.n) > 1"),
             "at column 13: `min` takes 2 arguments, but 1 was given"
         );
-        assert_eq!(err("abs(1, 2) > 0"), "at column 1: `abs` takes 1 argument, but 2 were given");
-        assert_eq!(err("is_null()"), "at column 1: `is_null` takes 1 argument, but 0 were given");
-        assert_eq!(err("order.total(1) > 0"), "at column 1: unknown function `order.total`; the functions are abs, min, max, is_null, lower, contains, starts_with");
+        assert_eq!(
+            err("abs(1, 2) > 0"),
+            "at column 1: `abs` takes 1 argument, but 2 were given"
+        );
+        assert_eq!(
+            err("is_null()"),
+            "at column 1: `is_null` takes 1 argument, but 0 were given"
+        );
+        assert_eq!(
+            err("order.total(1) > 0"),
+            "at column 1: unknown function `order.total`; the functions are abs, min, max, is_null, lower, contains, starts_with"
+        );
     }
 
     #[test]
@@ -2478,14 +2559,26 @@ mod tests {
             err("(t.n + 1) * t.a > 0"),
             "at column 13: `*` needs numbers on both sides, but `t.a` is a bool"
         );
-        assert_eq!(err("-t.s == 'x'"), "at column 2: unary `-` needs a number, but `t.s` is a string");
-        assert_eq!(err("not t.n"), "at column 5: `not` needs a condition (bool), but `t.n` is a number");
+        assert_eq!(
+            err("-t.s == 'x'"),
+            "at column 2: unary `-` needs a number, but `t.s` is a string"
+        );
+        assert_eq!(
+            err("not t.n"),
+            "at column 5: `not` needs a condition (bool), but `t.n` is a number"
+        );
         assert_eq!(
             err("t.a < t.b"),
             "at column 5: `<` cannot order conditions (bools); only numbers and strings can be ordered"
         );
-        assert_eq!(err("abs('x') > 0"), "at column 5: `abs` needs a number, but `'x'` is a string");
-        assert_eq!(err("lower(t.n) == 'x'"), "at column 7: `lower` needs a string, but `t.n` is a number");
+        assert_eq!(
+            err("abs('x') > 0"),
+            "at column 5: `abs` needs a number, but `'x'` is a string"
+        );
+        assert_eq!(
+            err("lower(t.n) == 'x'"),
+            "at column 7: `lower` needs a string, but `t.n` is a number"
+        );
         assert_eq!(
             err("contains(t.s, 1)"),
             "at column 15: `contains` needs strings, but `1` is a number"
@@ -2545,18 +2638,39 @@ mod tests {
             err(r"t.s == 'a\qb'"),
             r#"at column 10: unknown escape `\q` in string; use `\\`, `\'`, `\"`, `\n` or `\t`"#
         );
-        assert_eq!(err("t.n = 5"), "at column 5: found `=`; use `==` to compare values");
-        assert_eq!(err("t.a && t.b"), "at column 5: found `&`; use `and` to combine conditions");
-        assert_eq!(err("t.a || t.b"), "at column 5: found `|`; use `or` to combine conditions");
-        assert_eq!(err("!t.a"), "at column 1: found `!`; use `not` to negate a condition");
-        assert_eq!(err("t.n <> 5"), "at column 5: found `<>`; use `!=` for \"not equal\"");
+        assert_eq!(
+            err("t.n = 5"),
+            "at column 5: found `=`; use `==` to compare values"
+        );
+        assert_eq!(
+            err("t.a && t.b"),
+            "at column 5: found `&`; use `and` to combine conditions"
+        );
+        assert_eq!(
+            err("t.a || t.b"),
+            "at column 5: found `|`; use `or` to combine conditions"
+        );
+        assert_eq!(
+            err("!t.a"),
+            "at column 1: found `!`; use `not` to negate a condition"
+        );
+        assert_eq!(
+            err("t.n <> 5"),
+            "at column 5: found `<>`; use `!=` for \"not equal\""
+        );
         assert_eq!(err("t.n > 5 $"), "at column 9: unexpected character `$`");
-        assert_eq!(err("t.s == 'é' and t.n > 5 €"), "at column 24: unexpected character `€`");
+        assert_eq!(
+            err("t.s == 'é' and t.n > 5 €"),
+            "at column 24: unexpected character `€`"
+        );
         assert_eq!(
             err("(t.n > 5 and t.a"),
             "at column 17: expected `)` to close the `(` at column 1, found the end of the expression"
         );
-        assert_eq!(err("t.n > 5)"), "at column 8: found `)` without a matching `(`");
+        assert_eq!(
+            err("t.n > 5)"),
+            "at column 8: found `)` without a matching `(`"
+        );
         assert_eq!(
             err("t.n > "),
             "at column 7: expected an operand (a field, a literal, a function call or `(`), found the end of the expression"
@@ -2605,7 +2719,10 @@ mod tests {
             err("t.n > 12."),
             "at column 10: expected digits after the decimal point in `12.`, found the end of the expression"
         );
-        assert_eq!(err("t.n > 12abc"), "at column 7: invalid number `12abc`; names cannot start with a digit");
+        assert_eq!(
+            err("t.n > 12abc"),
+            "at column 7: invalid number `12abc`; names cannot start with a digit"
+        );
         assert_eq!(
             err("order. amount > 1"),
             "at column 7: expected a field name after `order.`, found a space"
@@ -2624,7 +2741,10 @@ mod tests {
         assert_eq!(e.line, 1);
         let e = Expr::compile("t.n > 1\n  and bogus.f", &schema()).unwrap_err();
         assert_eq!((e.line, e.column), (2, 7));
-        assert_eq!(e.to_string(), "at line 2, column 7: unknown field `bogus.f`");
+        assert_eq!(
+            e.to_string(),
+            "at line 2, column 7: unknown field `bogus.f`"
+        );
         // Multi-line sources (TOML """ strings) otherwise compile fine.
         assert_eq!(ev("1 < 2\n\tand\r\n 2 < 3"), Some(true));
     }
@@ -2652,7 +2772,10 @@ mod tests {
         let nested = |n: usize| format!("{}t.a{}", "(".repeat(n), ")".repeat(n));
         assert!(Expr::compile(&nested(MAX_DEPTH - 1), &schema()).is_ok());
         let msg = err(&nested(MAX_DEPTH));
-        assert!(msg.ends_with("the expression is nested too deeply (more than 64 levels); simplify it"), "{msg}");
+        assert!(
+            msg.ends_with("the expression is nested too deeply (more than 64 levels); simplify it"),
+            "{msg}"
+        );
 
         let nots = |n: usize| format!("{}t.a", "not ".repeat(n));
         assert!(Expr::compile(&nots(MAX_DEPTH - 1), &schema()).is_ok());
@@ -2975,9 +3098,22 @@ mod tests {
 
         // ---- generators ----
 
-        const DECIMALS: [&str; 11] =
-            ["0", "1", "2", "3", "-1", "0.5", "-2.25", "7.5", "100", "0.001", "100000000000000000000"];
-        const STRINGS: [&str; 10] = ["", "a", "A", "ab", "Abc", "b", "it's", "Ä", "ä", "x\\y"];
+        const DECIMALS: [&str; 11] = [
+            "0",
+            "1",
+            "2",
+            "3",
+            "-1",
+            "0.5",
+            "-2.25",
+            "7.5",
+            "100",
+            "0.001",
+            "100000000000000000000",
+        ];
+        const STRINGS: [&str; 12] = [
+            "", "a", "A", "b", "ab", "aB", "Ab", "BA", "it's", "Ä", "ä", "x\\y",
+        ];
         const CMP_OPS: [&str; 6] = ["==", "!=", "<", "<=", ">", ">="];
 
         fn dec() -> impl Strategy<Value = Decimal> {
@@ -2989,47 +3125,70 @@ mod tests {
         }
 
         fn num_expr() -> BoxedStrategy<T> {
-            let leaf = prop_oneof![dec().prop_map(T::Num), select(NUM_FIELDS.to_vec()).prop_map(T::Field)];
-            leaf.prop_recursive(4, 24, 2, |inner| {
+            let leaf = prop_oneof![
+                dec().prop_map(T::Num),
+                select(NUM_FIELDS.to_vec()).prop_map(T::Field)
+            ];
+            leaf.prop_recursive(5, 32, 2, |inner| {
                 prop_oneof![
-                    inner.clone().prop_map(|a| T::Neg(b(a))),
-                    (select(vec!["+", "-", "*", "/"]), inner.clone(), inner.clone())
+                    1 => inner.clone().prop_map(|a| T::Neg(b(a))),
+                    6 => (select(vec!["+", "-", "*", "/"]), inner.clone(), inner.clone())
                         .prop_map(|(op, l, r)| T::Arith(op, b(l), b(r))),
-                    (select(vec!["+", "*"]), inner.clone()).prop_map(|(op, l)| T::Arith(op, b(l), b(T::Null))),
-                    inner.clone().prop_map(|a| T::Call("abs", vec![a])),
-                    (select(vec!["min", "max"]), inner.clone(), inner.clone())
+                    1 => (select(vec!["+", "*"]), inner.clone()).prop_map(|(op, l)| T::Arith(op, b(l), b(T::Null))),
+                    1 => inner.clone().prop_map(|a| T::Call("abs", vec![a])),
+                    1 => (select(vec!["min", "max"]), inner.clone(), inner.clone())
                         .prop_map(|(f, l, r)| T::Call(f, vec![l, r])),
-                    inner.prop_map(|a| T::Paren(b(a))),
+                    1 => inner.prop_map(|a| T::Paren(b(a))),
                 ]
             })
             .boxed()
         }
 
         fn str_expr() -> BoxedStrategy<T> {
-            let leaf = prop_oneof![string().prop_map(T::Str), select(STR_FIELDS.to_vec()).prop_map(T::Field)];
-            leaf.prop_recursive(2, 4, 1, |inner| {
-                prop_oneof![
-                    inner.clone().prop_map(|a| T::Call("lower", vec![a])),
-                    inner.prop_map(|a| T::Paren(b(a))),
-                ]
-            })
+            let leaf = prop_oneof![
+                string().prop_map(T::Str),
+                select(STR_FIELDS.to_vec()).prop_map(T::Field)
+            ];
+            let lower = |a: T| T::Call("lower", vec![a]);
+            prop_oneof![
+                3 => leaf.clone(),
+                3 => leaf.clone().prop_map(lower),
+                1 => leaf.clone().prop_map(move |a| lower(lower(a))),
+                1 => leaf.prop_map(move |a| T::Paren(b(lower(a)))),
+            ]
             .boxed()
         }
 
         fn bool_expr() -> BoxedStrategy<T> {
-            let leaf = prop_oneof![
-                any::<bool>().prop_map(T::Bool),
-                select(BOOL_FIELDS.to_vec()).prop_map(T::Field),
-                (select(CMP_OPS.to_vec()), num_expr(), num_expr()).prop_map(|(op, l, r)| T::Cmp(op, b(l), b(r))),
-                (select(CMP_OPS.to_vec()), str_expr(), str_expr()).prop_map(|(op, l, r)| T::Cmp(op, b(l), b(r))),
-                (any::<bool>(), num_expr(), prop::collection::vec(dec().prop_map(T::Num), 0..4))
-                    .prop_map(|(neg, l, items)| T::In(neg, b(l), items)),
-                (any::<bool>(), str_expr(), prop::collection::vec(string().prop_map(T::Str), 0..4))
-                    .prop_map(|(neg, l, items)| T::In(neg, b(l), items)),
-                (select(vec!["contains", "starts_with"]), str_expr(), str_expr())
-                    .prop_map(|(f, l, r)| T::Call(f, vec![l, r])),
-                prop_oneof![num_expr(), str_expr(), Just(T::Null)].prop_map(|a| T::Call("is_null", vec![a])),
-            ];
+            let leaf =
+                prop_oneof![
+                    any::<bool>().prop_map(T::Bool),
+                    select(BOOL_FIELDS.to_vec()).prop_map(T::Field),
+                    (select(CMP_OPS.to_vec()), num_expr(), num_expr())
+                        .prop_map(|(op, l, r)| T::Cmp(op, b(l), b(r))),
+                    (select(CMP_OPS.to_vec()), str_expr(), str_expr())
+                        .prop_map(|(op, l, r)| T::Cmp(op, b(l), b(r))),
+                    (
+                        any::<bool>(),
+                        num_expr(),
+                        prop::collection::vec(dec().prop_map(T::Num), 0..4)
+                    )
+                        .prop_map(|(neg, l, items)| T::In(neg, b(l), items)),
+                    (
+                        any::<bool>(),
+                        str_expr(),
+                        prop::collection::vec(string().prop_map(T::Str), 0..4)
+                    )
+                        .prop_map(|(neg, l, items)| T::In(neg, b(l), items)),
+                    (
+                        select(vec!["contains", "starts_with"]),
+                        str_expr(),
+                        str_expr()
+                    )
+                        .prop_map(|(f, l, r)| T::Call(f, vec![l, r])),
+                    prop_oneof![num_expr(), str_expr(), Just(T::Null)]
+                        .prop_map(|a| T::Call("is_null", vec![a])),
+                ];
             leaf.prop_recursive(4, 32, 2, |inner| {
                 prop_oneof![
                     inner.clone().prop_map(|a| T::Not(b(a))),
@@ -3037,7 +3196,11 @@ mod tests {
                     (inner.clone(), inner.clone()).prop_map(|(l, r)| T::Or(b(l), b(r))),
                     (select(vec!["==", "!="]), inner.clone(), inner.clone())
                         .prop_map(|(op, l, r)| T::Cmp(op, b(l), b(r))),
-                    (any::<bool>(), inner.clone(), prop::collection::vec(any::<bool>().prop_map(T::Bool), 0..3))
+                    (
+                        any::<bool>(),
+                        inner.clone(),
+                        prop::collection::vec(any::<bool>().prop_map(T::Bool), 0..3)
+                    )
                         .prop_map(|(neg, l, items)| T::In(neg, b(l), items)),
                     inner.clone().prop_map(|a| T::And(b(a), b(T::Null))),
                     inner.clone().prop_map(|a| T::Or(b(T::Null), b(a))),
@@ -3050,8 +3213,9 @@ mod tests {
         }
 
         fn data() -> impl Strategy<Value = Data> {
-            let num = prop::option::weighted(0.8, dec()).boxed();
-            let s = prop::option::weighted(0.8, select(vec!["", "a", "A", "ab", "ABC", "xaby", "Ä", "ä", "it's", "x\\y"]).prop_map(str::to_owned));
+            let num = prop::option::weighted(0.9, dec()).boxed();
+            let text = prop_oneof![string(), "[aAbBÄä'\\\\]{0,4}"];
+            let s = prop::option::weighted(0.9, text).boxed();
             let bl = prop::option::weighted(0.8, any::<bool>());
             (
                 [num.clone(), num.clone(), num],
@@ -3062,10 +3226,50 @@ mod tests {
         }
 
         const SOUP: [&str; 44] = [
-            "o.n1", "o.s1", "c.b2", "zz", "1", "0", "2.5", "-", "+", "*", "/", "(", ")", "[", "]", ",",
-            "and", "or", "not", "in", "==", "!=", "<", "<=", ">", ">=", "'x'", "\"y\"", "'", "abs(",
-            "min(", "lower(", "is_null(", "contains(", "true", "false", "null", "=", "!", "&", ".",
-            "é", "\\", "99999999999999999999999999999",
+            "o.n1",
+            "o.s1",
+            "c.b2",
+            "zz",
+            "1",
+            "0",
+            "2.5",
+            "-",
+            "+",
+            "*",
+            "/",
+            "(",
+            ")",
+            "[",
+            "]",
+            ",",
+            "and",
+            "or",
+            "not",
+            "in",
+            "==",
+            "!=",
+            "<",
+            "<=",
+            ">",
+            ">=",
+            "'x'",
+            "\"y\"",
+            "'",
+            "abs(",
+            "min(",
+            "lower(",
+            "is_null(",
+            "contains(",
+            "true",
+            "false",
+            "null",
+            "=",
+            "!",
+            "&",
+            ".",
+            "é",
+            "\\",
+            "99999999999999999999999999999",
         ];
 
         proptest! {
@@ -3094,6 +3298,60 @@ mod tests {
                         prop_assert!(err.offset <= src.len());
                         prop_assert!(!err.message.is_empty());
                     }
+                }
+            }
+
+            #[test]
+            fn compiled_arithmetic_matches_reference(
+                tree in num_expr(),
+                rows in prop::collection::vec(data(), 1..4),
+            ) {
+                let mut printed = String::new();
+                print(&tree, &mut printed);
+                let schema = prop_schema();
+                for r in &rows {
+                    // `<tree> == <reference value>` must hold exactly (or `is_null(<tree>)`).
+                    let src = match reference(&tree, r) {
+                        R::N(v) => format!("{printed} == {v}"),
+                        R::Null => format!("is_null({printed})"),
+                        other => return Err(TestCaseError::fail(format!("reference gave {other:?}"))),
+                    };
+                    let expr = match Expr::compile(&src, &schema) {
+                        Ok(e) => e,
+                        Err(e) => return Err(TestCaseError::fail(format!("`{src}` did not compile: {e}"))),
+                    };
+                    prop_assert_eq!(expr.eval(&r.values()), Some(true), "`{}` on {:?}", src, r);
+                }
+            }
+
+            #[test]
+            fn string_operations_match_reference(
+                op in select(vec!["contains", "starts_with", "==", "!=", "<", ">=", "in", "not in"]),
+                l in str_expr(),
+                r in str_expr(),
+                extra in string(),
+                rows in prop::collection::vec(data(), 1..4),
+            ) {
+                let tree = match op {
+                    "contains" | "starts_with" => T::Call(op, vec![l, r]),
+                    "in" | "not in" => match r {
+                        T::Str(_) => T::In(op == "not in", b(l), vec![r, T::Str(extra)]),
+                        _ => T::In(op == "not in", b(l), vec![T::Str(extra)]),
+                    },
+                    _ => T::Cmp(op, b(l), b(r)),
+                };
+                let mut src = String::new();
+                print(&tree, &mut src);
+                let expr = match Expr::compile(&src, &prop_schema()) {
+                    Ok(e) => e,
+                    Err(e) => return Err(TestCaseError::fail(format!("`{src}` did not compile: {e}"))),
+                };
+                for r in &rows {
+                    let expected = match reference(&tree, r) {
+                        R::B(v) => Some(v),
+                        _ => None,
+                    };
+                    prop_assert_eq!(expr.eval(&r.values()), expected, "`{}` on {:?}", src, r);
                 }
             }
 

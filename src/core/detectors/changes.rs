@@ -36,7 +36,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         }
         let Some(customer) = snap.customers.get(order.customer as usize) else { continue };
         let lines = snap.order_lines(order);
-        let value: Decimal = lines.iter().map(|l| l.open_value()).sum();
+        let value = ctx.order_value(oi as u32);
         let margin: Decimal = lines.iter().map(|l| margin_on(ctx, l, l.open_qty())).sum();
         let title = format!(
             "{}: changed {} times in {} days by {}",

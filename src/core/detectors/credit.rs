@@ -31,9 +31,9 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         for &oi in &pos.open_orders {
             let Some(order) = snap.orders.get(oi as usize) else { continue };
             let lines = snap.order_lines(order);
-            let this: Decimal = lines.iter().map(|l| l.uninvoiced_value()).sum();
+            let this = ctx.order_uninvoiced.get(oi as usize).copied().unwrap_or_default();
             exposure += this;
-            let open_value: Decimal = lines.iter().map(|l| l.open_value()).sum();
+            let open_value = ctx.order_value(oi);
             if open_value <= Decimal::ZERO {
                 continue; // nothing left to ship: nothing to hold
             }

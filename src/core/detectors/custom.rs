@@ -30,7 +30,7 @@ impl<'c, 'a> RuleRecord<'c, 'a> {
             Some(li) => Some((li, ctx.snap.lines.get(li as usize)?)),
             None => None,
         };
-        let open_value = ctx.snap.order_lines(order).iter().map(|l| l.open_value()).sum();
+        let open_value = ctx.order_value(oi);
         Some(RuleRecord { ctx, oi, order, line, open_value })
     }
 
@@ -91,14 +91,15 @@ impl Record for RuleRecord<'_, '_> {
             Field::LineReservedQty => line.map(|l| num(l.qty_reserved)).unwrap_or(Value::Null),
             Field::LinePriceUnit => line.map(|l| num(l.price_unit)).unwrap_or(Value::Null),
             Field::LineDiscountPct => line.map(|l| num(l.discount)).unwrap_or(Value::Null),
-            Field::LineNetPrice => line.map(|l| num(l.net_price())).unwrap_or(Value::Null),
-            Field::LineMarginPct => match (line, self.product().and_then(|p| p.cost)) {
-                (Some(l), Some(cost)) if l.net_price() > Decimal::ZERO => {
-                    num((l.net_price() - cost) / l.net_price() * Decimal::ONE_HUNDRED)
+            Field::LineNetPrice => self.line.map(|(li, _)| num(ctx.net(li))).unwrap_or(Value::Null),
+            Field::LineMarginPct => match (self.line, self.product().and_then(|p| p.cost)) {
+                (Some((li, _)), Some(cost)) if ctx.net(li) > Decimal::ZERO => {
+                    let net = ctx.net(li);
+                    num((net - cost) / net * Decimal::ONE_HUNDRED)
                 }
                 _ => Value::Null,
             },
-            Field::LineOpenValue => line.map(|l| num(l.open_value())).unwrap_or(Value::Null),
+            Field::LineOpenValue => self.line.map(|(li, _)| num(ctx.open_value(li))).unwrap_or(Value::Null),
             Field::LineHoursToPromise => self
                 .line
                 .map(|(li, _)| int((ctx.need(li) - ctx.now).num_hours()))

@@ -3,27 +3,60 @@
 //! what the policy allows without a manager. One exception per line, with every reason
 //! that applies as evidence.
 
-use std::collections::HashMap;
-
 use rust_decimal::Decimal;
 
 use super::{base, ev, impact, line_ref, policy_ev, rec};
-use crate::core::context::Context;
+use crate::core::context::{Context, bucket};
 use crate::core::exception::{Action, Exception, Kind};
-use crate::domain::{ContractPrice, Ix, OrderState};
+use crate::domain::{Ix, OrderState};
 
 pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
     let snap = ctx.snap;
     let t = &ctx.policy.thresholds.price_mismatch;
     let hundred = Decimal::ONE_HUNDRED;
 
-    let mut contracts: HashMap<(Ix, Ix), Vec<&ContractPrice>> = HashMap::new();
-    for c in &snap.contract_prices {
-        contracts.entry((c.customer, c.product)).or_default().push(c);
-    }
+    // Contracts grouped by customer in linear time (a customer has a few dozen at most),
+    // with the product beside each index so the search touches one compact array.
+    let (offsets, by_customer) = bucket(
+        snap.customers.len(),
+        snap.contract_prices
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.customer as usize, i as Ix)),
+    );
+    let products_of: Vec<Ix> = by_customer
+        .iter()
+        .map(|&i| snap.contract_prices.get(i as usize).map(|c| c.product).unwrap_or(Ix::MAX))
+        .collect();
+    let contract_for = |customer: Ix, product: Ix, at| {
+        let (a, b) = (
+            offsets.get(customer as usize).copied().unwrap_or(0) as usize,
+            offsets.get(customer as usize + 1).copied().unwrap_or(0) as usize,
+        );
+        (a..b)
+            .filter(|&k| products_of.get(k) == Some(&product))
+            .filter_map(|k| by_customer.get(k).and_then(|&i| snap.contract_prices.get(i as usize)))
+            .find(|c| c.valid_at(at))
+    };
+
+    // Lowest net price that keeps the margin floor, per product (one division per product,
+    // not per line).
+    let floor_price: Vec<Option<Decimal>> = snap
+        .products
+        .iter()
+        .map(|p| {
+            p.cost.map(|cost| {
+                if t.margin_floor_pct < hundred {
+                    cost * hundred / (hundred - t.margin_floor_pct)
+                } else {
+                    cost
+                }
+            })
+        })
+        .collect();
 
     for (li, line) in snap.lines.iter().enumerate() {
-        if !ctx.valid.line(li) || line.open_qty() <= Decimal::ZERO {
+        if ctx.open(li as Ix).is_zero() || !ctx.valid.line(li) {
             continue;
         }
         let Some(order) = snap.orders.get(line.order as usize) else { continue };
@@ -31,8 +64,8 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             continue;
         }
         let Some(product) = snap.products.get(line.product as usize) else { continue };
-        let net = line.net_price();
-        let qty = line.open_qty();
+        let net = ctx.net(li as Ix);
+        let qty = ctx.open(li as Ix);
         let lref = line_ref(order, line);
 
         let mut reasons = Vec::new(); // (policy key, evidence)
@@ -41,14 +74,13 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         let mut target: Option<Decimal> = None;
 
         // Contract price valid at the order date.
-        let contract = contracts
-            .get(&(order.customer, line.product))
-            .and_then(|v| v.iter().find(|c| c.valid_at(order.date_order)));
+        let contract = contract_for(order.customer, line.product, order.date_order);
         if let Some(c) = contract
             && c.price > Decimal::ZERO
+            && (net - c.price).abs() * hundred > t.contract_tolerance_pct * c.price
         {
             let dev = (net - c.price) / c.price * hundred;
-            if dev.abs() > t.contract_tolerance_pct {
+            {
                 let gap = (c.price - net) * qty;
                 if gap > Decimal::ZERO {
                     revenue += gap;
@@ -78,16 +110,13 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         }
 
         // Margin floor (only with a known cost).
-        if let Some(cost) = product.cost
+        if let Some(floor_price) = floor_price.get(line.product as usize).copied().flatten()
             && net > Decimal::ZERO
+            && net < floor_price
+            && let Some(cost) = product.cost
         {
             let margin_pct = (net - cost) / net * hundred;
-            if margin_pct < t.margin_floor_pct {
-                let floor_price = if t.margin_floor_pct < hundred {
-                    cost * hundred / (hundred - t.margin_floor_pct)
-                } else {
-                    cost
-                };
+            {
                 let lost = (floor_price - net) * qty;
                 margin = margin.max(lost);
                 revenue = revenue.max(lost);

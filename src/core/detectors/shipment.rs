@@ -42,7 +42,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             continue;
         }
         let already = ctx.now > promise;
-        let open_value: Decimal = open.iter().filter_map(|&li| snap.lines.get(li as usize)).map(|l| l.open_value()).sum();
+        let open_value: Decimal = open.iter().map(|&li| ctx.open_value(li)).sum();
         let margin: Decimal = open
             .iter()
             .filter_map(|&li| snap.lines.get(li as usize))
