@@ -45,6 +45,18 @@ pub struct Coverage {
     pub inbound: Option<Ix>,
 }
 
+/// An open line in its (product, warehouse) slot, with what the walk reads, kept together
+/// so the walk reads memory in order.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SlotLine {
+    /// Index into [`Snapshot::lines`].
+    pub line: Ix,
+    /// Need-by date, Unix seconds.
+    pub need: i64,
+    /// Quantity left to deliver.
+    pub open: Decimal,
+}
+
 /// What the walk produces.
 struct WalkOut {
     coverage: Vec<Coverage>,
@@ -82,13 +94,15 @@ pub struct Context<'a> {
     pub stock: Vec<(Decimal, Decimal, Option<Ix>)>,
     /// Per `product * warehouses + warehouse`: stock left after the walk served all demand.
     pub leftover: Vec<Decimal>,
-    /// Per line: coverage from the walk (default for lines that are not open).
+    /// Coverage from the walk, aligned with `lines_by_product`; see [`Context::coverage`].
     pub coverage: Vec<Coverage>,
     /// Open demand lines grouped by (product, warehouse) slot: the lines of slot `k` are
     /// `lines_by_product[product_offsets[k]..product_offsets[k+1]]`.
     pub product_offsets: Vec<u32>,
     /// See `product_offsets`.
-    pub lines_by_product: Vec<Ix>,
+    pub lines_by_product: Vec<SlotLine>,
+    /// Per line: its position in `lines_by_product` (and `coverage`), `u32::MAX` if not open.
+    pub line_pos: Vec<u32>,
     /// Inbound lines grouped by product, like `lines_by_product`.
     pub inbound_offsets: Vec<u32>,
     /// See `inbound_offsets`.
@@ -110,35 +124,38 @@ impl<'a> Context<'a> {
         let n_wh = snap.warehouses.len();
         let lead = Duration::days(i64::from(policy.thresholds.default_lead_days));
 
-        // Need-by dates and open lines.
-        let mut need_by = Vec::with_capacity(snap.lines.len());
-        let mut has_promise = Vec::with_capacity(snap.lines.len());
+        // One pass over the lines: need-by dates, open lines, net prices, open quantities,
+        // and per-order open and uninvoiced values.
+        let n_lines = snap.lines.len();
+        let mut need_by = Vec::with_capacity(n_lines);
+        let mut has_promise = Vec::with_capacity(n_lines);
         let mut open_lines = Vec::new();
+        let mut net = Vec::with_capacity(n_lines);
+        let mut open = Vec::with_capacity(n_lines);
+        let mut order_open_value = vec![Decimal::ZERO; snap.orders.len()];
+        let mut order_uninvoiced = vec![Decimal::ZERO; snap.orders.len()];
         for (i, l) in snap.lines.iter().enumerate() {
             let order = snap.orders.get(l.order as usize);
             let promise = l.promised.or(order.and_then(|o| o.promised));
             has_promise.push(promise.is_some());
             need_by.push(promise.unwrap_or_else(|| order.map(|o| o.date_order + lead).unwrap_or(now)));
-            if valid.line(i) && order.is_some_and(|o| o.state.is_open_demand()) && l.qty > l.qty_delivered {
-                open_lines.push(i as Ix);
-            }
-        }
-
-        let net: Vec<Decimal> = snap.lines.iter().map(|l| l.net_price()).collect();
-        let open: Vec<Decimal> = snap.lines.iter().map(|l| l.open_qty()).collect();
-        let mut order_open_value = vec![Decimal::ZERO; snap.orders.len()];
-        let mut order_uninvoiced = vec![Decimal::ZERO; snap.orders.len()];
-        for ((l, n), q) in snap.lines.iter().zip(&net).zip(&open) {
-            if !q.is_zero()
-                && let Some(v) = order_open_value.get_mut(l.order as usize)
-            {
-                *v += q * n;
+            let n = l.net_price();
+            let q = l.open_qty();
+            if !q.is_zero() {
+                if valid.line(i) && order.is_some_and(|o| o.state.is_open_demand()) {
+                    open_lines.push(i as Ix);
+                }
+                if let Some(v) = order_open_value.get_mut(l.order as usize) {
+                    *v += q * n;
+                }
             }
             if l.qty > l.qty_invoiced
                 && let Some(v) = order_uninvoiced.get_mut(l.order as usize)
             {
                 *v += (l.qty - l.qty_invoiced) * n;
             }
+            net.push(n);
+            open.push(q);
         }
 
         // Stock per product and warehouse.
@@ -194,14 +211,33 @@ impl<'a> Context<'a> {
         let n_products = snap.products.len();
         // Lines are bucketed by (product, warehouse) slot; a product's slots are adjacent,
         // so one product's lines are one contiguous range too.
-        let (product_offsets, lines_by_product) = bucket(
+        let (product_offsets, mut lines_by_product) = bucket(
             n_products * n_wh,
             open_lines.iter().filter_map(|&li| {
                 let l = snap.lines.get(li as usize)?;
                 let o = snap.orders.get(l.order as usize)?;
-                Some((l.product as usize * n_wh + o.warehouse as usize, li))
+                let slot_line = SlotLine {
+                    line: li,
+                    need: need_by.get(li as usize).map(|t| t.timestamp()).unwrap_or(0),
+                    open: open.get(li as usize).copied().unwrap_or_default(),
+                };
+                Some((l.product as usize * n_wh + o.warehouse as usize, slot_line))
             }),
         );
+        // Within a slot: earliest need first (ties by line), the order the walk serves them.
+        for w in product_offsets.windows(2) {
+            if let [a, b] = *w
+                && let Some(group) = lines_by_product.get_mut(a as usize..b as usize)
+            {
+                group.sort_unstable_by_key(|s| (s.need, s.line));
+            }
+        }
+        let mut line_pos = vec![u32::MAX; snap.lines.len()];
+        for (pos, sl) in lines_by_product.iter().enumerate() {
+            if let Some(p) = line_pos.get_mut(sl.line as usize) {
+                *p = pos as u32;
+            }
+        }
         let (inbound_offsets, inbound_by_product) = bucket(
             n_products,
             snap.inbound
@@ -240,6 +276,7 @@ impl<'a> Context<'a> {
             coverage: Vec::new(),
             product_offsets,
             lines_by_product,
+            line_pos,
             inbound_offsets,
             inbound_by_product,
             recent_changes,
@@ -250,7 +287,7 @@ impl<'a> Context<'a> {
     }
 
     /// Open demand lines of product `p`.
-    pub fn product_lines(&self, p: Ix) -> &[Ix] {
+    pub fn product_lines(&self, p: Ix) -> &[SlotLine] {
         let n_wh = self.snap.warehouses.len();
         let (a, b) = (p as usize * n_wh, (p as usize + 1) * n_wh);
         match (self.product_offsets.get(a), self.product_offsets.get(b)) {
@@ -260,8 +297,14 @@ impl<'a> Context<'a> {
     }
 
     /// Open demand lines of one (product, warehouse) slot.
-    pub fn slot_lines(&self, slot: usize) -> &[Ix] {
+    pub fn slot_lines(&self, slot: usize) -> &[SlotLine] {
         slice_of(&self.product_offsets, &self.lines_by_product, slot as Ix)
+    }
+
+    /// What the walk found for an open line.
+    pub fn coverage(&self, line: Ix) -> Option<&Coverage> {
+        let pos = *self.line_pos.get(line as usize)?;
+        self.coverage.get(pos as usize)
     }
 
     /// Inbound purchase lines of product `p`.
@@ -318,7 +361,7 @@ impl<'a> Context<'a> {
         let snap = self.snap;
         let n_wh = snap.warehouses.len();
         let mut w_out = WalkOut {
-            coverage: vec![Coverage::default(); snap.lines.len()],
+            coverage: vec![Coverage::default(); self.lines_by_product.len()],
             leftover: self.stock.iter().map(|s| s.0.max(Decimal::ZERO)).collect(),
             dependents: vec![Vec::new(); snap.inbound.len()],
         };
@@ -341,46 +384,37 @@ impl<'a> Context<'a> {
             .collect();
         lots.sort_unstable();
 
-        let mut group: Vec<Ix> = Vec::new();
-        let mut backlog: VecDeque<(Ix, Decimal)> = VecDeque::new();
+        let mut backlog: VecDeque<(usize, Decimal)> = VecDeque::new();
         let mut lot_start = 0usize;
-        for p in 0..snap.products.len() as Ix {
-            if self.product_lines(p).is_empty() {
+        for (slot, w) in self.product_offsets.windows(2).enumerate() {
+            let [a, b] = *w else { continue };
+            if a == b {
                 continue;
             }
-            for w in 0..n_wh as Ix {
-                let slot = p as usize * n_wh + w as usize;
-                group.clear();
-                group.extend_from_slice(self.slot_lines(slot));
-                // Advance to this slot's lots (lots are sorted by slot).
-                while lots.get(lot_start).is_some_and(|l| l.0 < slot) {
-                    lot_start += 1;
-                }
-                let mut lot_end = lot_start;
-                while lots.get(lot_end).is_some_and(|l| l.0 == slot) {
-                    lot_end += 1;
-                }
-                if group.is_empty() {
-                    continue;
-                }
-                let need_by = &self.need_by;
-                group.sort_unstable_by_key(|&l| (need_by.get(l as usize).copied(), l));
-                let slot_lots = lots.get(lot_start..lot_end).unwrap_or(&[]);
-                self.walk_slot(&mut w_out, slot, &group, slot_lots, &mut backlog);
+            // Advance to this slot's lots (lots are sorted by slot).
+            while lots.get(lot_start).is_some_and(|l| l.0 < slot) {
+                lot_start += 1;
             }
+            let mut lot_end = lot_start;
+            while lots.get(lot_end).is_some_and(|l| l.0 == slot) {
+                lot_end += 1;
+            }
+            let slot_lots = lots.get(lot_start..lot_end).unwrap_or(&[]);
+            self.walk_slot(&mut w_out, slot, a as usize..b as usize, slot_lots, &mut backlog);
         }
         self.coverage = w_out.coverage;
         self.leftover = w_out.leftover;
         self.dependents = w_out.dependents;
     }
 
+    /// Walk one slot: `range` is its part of `lines_by_product` (need-date order).
     fn walk_slot(
         &self,
         out: &mut WalkOut,
         slot: usize,
-        group: &[Ix],
+        range: std::ops::Range<usize>,
         lots: &[(usize, DateTime<Utc>, Ix)],
-        backlog: &mut VecDeque<(Ix, Decimal)>,
+        backlog: &mut VecDeque<(usize, Decimal)>,
     ) {
         backlog.clear();
         let mut stock_left = out.leftover.get(slot).copied().unwrap_or_default();
@@ -389,22 +423,25 @@ impl<'a> Context<'a> {
         let mut next_lot = 0usize;
 
         let snap = self.snap;
-        let arrive = |out: &mut WalkOut, lot: &(usize, DateTime<Utc>, Ix), backlog: &mut VecDeque<(Ix, Decimal)>| -> Decimal {
+        let lines = &self.lines_by_product;
+        // A lot arrives: it first fills waiting lines (earliest need first), the rest is
+        // available to the lines that follow.
+        let arrive = |out: &mut WalkOut, lot: &(usize, DateTime<Utc>, Ix), backlog: &mut VecDeque<(usize, Decimal)>| -> Decimal {
             let mut q = snap.inbound.get(lot.2 as usize).map(|b| b.open_qty()).unwrap_or_default();
             while q > Decimal::ZERO {
                 let Some(front) = backlog.front_mut() else { break };
                 let take = q.min(front.1);
                 front.1 -= take;
                 q -= take;
-                let line = front.0;
-                if let Some(c) = out.coverage.get_mut(line as usize) {
+                let pos = front.0;
+                if let Some(c) = out.coverage.get_mut(pos) {
                     c.inbound = Some(lot.2);
                     if front.1 <= Decimal::ZERO {
                         c.eta = Some(lot.1);
                     }
                 }
-                if let Some(d) = out.dependents.get_mut(lot.2 as usize) {
-                    d.push(line);
+                if let (Some(d), Some(sl)) = (out.dependents.get_mut(lot.2 as usize), lines.get(pos)) {
+                    d.push(sl.line);
                 }
                 if front.1 <= Decimal::ZERO {
                     backlog.pop_front();
@@ -413,9 +450,9 @@ impl<'a> Context<'a> {
             q
         };
 
-        for &line in group {
-            let need = self.need(line);
-            while let Some(lot) = lots.get(next_lot).filter(|l| l.1 <= need) {
+        for pos in range {
+            let Some(&sl) = lines.get(pos) else { break };
+            while let Some(lot) = lots.get(next_lot).filter(|l| l.1.timestamp() <= sl.need) {
                 let rest = arrive(out, lot, backlog);
                 if rest > Decimal::ZERO {
                     inbound_avail += rest;
@@ -423,13 +460,13 @@ impl<'a> Context<'a> {
                 }
                 next_lot += 1;
             }
-            let open = self.open(line);
+            let open = sl.open;
             let s = open.min(stock_left);
             stock_left -= s;
-            let i = (open - s).min(inbound_avail);
+            let i = if inbound_avail.is_zero() { Decimal::ZERO } else { (open - s).min(inbound_avail) };
             inbound_avail -= i;
             let short = open - s - i;
-            if let Some(c) = out.coverage.get_mut(line as usize) {
+            if let Some(c) = out.coverage.get_mut(pos) {
                 c.from_stock = s;
                 c.from_inbound = i;
                 c.short = short;
@@ -441,10 +478,10 @@ impl<'a> Context<'a> {
                 && let Some(lot) = avail_lot
                 && let Some(d) = out.dependents.get_mut(lot as usize)
             {
-                d.push(line);
+                d.push(sl.line);
             }
             if short > Decimal::ZERO {
-                backlog.push_back((line, short));
+                backlog.push_back((pos, short));
             }
         }
         while let Some(lot) = lots.get(next_lot) {
@@ -464,7 +501,10 @@ impl<'a> Context<'a> {
 
 /// Group items by a dense key in linear time: returns offsets (`n + 1` entries) and the
 /// items ordered by key (stable within a key). Items with a key `>= n` are dropped.
-pub(crate) fn bucket(n: usize, items: impl Iterator<Item = (usize, Ix)> + Clone) -> (Vec<u32>, Vec<Ix>) {
+pub(crate) fn bucket<T: Copy + Default>(
+    n: usize,
+    items: impl Iterator<Item = (usize, T)> + Clone,
+) -> (Vec<u32>, Vec<T>) {
     let mut offsets = vec![0u32; n + 1];
     for (k, _) in items.clone() {
         if let Some(c) = offsets.get_mut(k + 1).filter(|_| k < n) {
@@ -476,7 +516,7 @@ pub(crate) fn bucket(n: usize, items: impl Iterator<Item = (usize, Ix)> + Clone)
     }
     let total = offsets.get(n).copied().unwrap_or(0) as usize;
     let mut cursor = offsets.clone();
-    let mut out = vec![0 as Ix; total];
+    let mut out = vec![T::default(); total];
     for (k, item) in items {
         if k < n
             && let Some(c) = cursor.get_mut(k)
@@ -490,7 +530,7 @@ pub(crate) fn bucket(n: usize, items: impl Iterator<Item = (usize, Ix)> + Clone)
     (offsets, out)
 }
 
-pub(crate) fn slice_of<'s>(offsets: &[u32], items: &'s [Ix], k: Ix) -> &'s [Ix] {
+pub(crate) fn slice_of<'s, T>(offsets: &[u32], items: &'s [T], k: Ix) -> &'s [T] {
     let k = k as usize;
     match (offsets.get(k), offsets.get(k + 1)) {
         (Some(&a), Some(&b)) => items.get(a as usize..b as usize).unwrap_or(&[]),

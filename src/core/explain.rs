@@ -2,6 +2,7 @@
 //! and what the options are — plus the state of each of its lines (how much stock and
 //! inbound covers it) and any data-quality findings about it.
 
+use crate::core::fmt::Num;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -129,7 +130,7 @@ pub fn explain(
         .enumerate()
         .map(|(k, l)| {
             let li = order.first_line + k as u32;
-            let cov = ctx.coverage.get(li as usize).cloned().unwrap_or_default();
+            let cov = ctx.coverage(li).cloned().unwrap_or_default();
             LineStatus {
                 seq: l.seq,
                 product: snap.products.get(l.product as usize).map(|p| p.sku.clone()).unwrap_or_default(),
@@ -239,16 +240,16 @@ pub fn render_text(x: &OrderExplanation) -> String {
             "  {:>2}. {:<10} {:>6} ordered, {:>6} open, {:>6} reserved; needed {}",
             l.seq,
             l.product,
-            l.qty.normalize(),
-            l.open_qty.normalize(),
-            l.reserved.normalize(),
+            Num(l.qty),
+            Num(l.open_qty),
+            Num(l.reserved),
             l.need_by.format("%Y-%m-%d")
         );
         if l.short > Decimal::ZERO {
             let _ = write!(
                 s,
                 " — {} short{}",
-                l.short.normalize(),
+                Num(l.short),
                 l.eta
                     .map(|e| format!(", covered {}", e.format("%Y-%m-%d")))
                     .unwrap_or_else(|| ", no supply in sight".into())

@@ -40,6 +40,11 @@ impl Validity {
     }
 }
 
+/// Strictly below zero, without a full decimal comparison (this runs for every line).
+fn negative(d: Decimal) -> bool {
+    d.is_sign_negative() && !d.is_zero()
+}
+
 fn in_range<T>(v: &[T], i: Ix) -> bool {
     (i as usize) < v.len()
 }
@@ -109,13 +114,13 @@ impl Snapshot {
                 None
             } else if !in_range(&self.products, l.product) {
                 Some(("line_unknown_product", "refers to a product that is not in the data"))
-            } else if l.qty < Decimal::ZERO {
+            } else if negative(l.qty) {
                 Some(("line_negative_quantity", "has a negative ordered quantity"))
-            } else if l.qty_delivered < Decimal::ZERO || l.qty_invoiced < Decimal::ZERO {
+            } else if negative(l.qty_delivered) || negative(l.qty_invoiced) {
                 Some(("line_negative_progress", "has a negative delivered or invoiced quantity"))
-            } else if l.price_unit < Decimal::ZERO {
+            } else if negative(l.price_unit) {
                 Some(("line_negative_price", "has a negative unit price"))
-            } else if l.discount < Decimal::ZERO || l.discount > Decimal::ONE_HUNDRED {
+            } else if negative(l.discount) || l.discount > Decimal::ONE_HUNDRED {
                 Some(("line_discount_out_of_range", "has a discount outside 0–100%"))
             } else {
                 None

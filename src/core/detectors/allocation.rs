@@ -8,6 +8,7 @@
 //! hold in reservation (after any unreserved stock is used), the exception names those
 //! lines and proposes the reallocation.
 
+use crate::core::fmt::Num;
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -77,22 +78,21 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         ctx.now + Duration::days(i64::from(ctx.policy.thresholds.allocation_conflict.starving_within_days));
     let horizon = ctx.now + Duration::days(i64::from(ctx.policy.thresholds.stock_shortage.horizon_days));
 
+    let n_wh = snap.warehouses.len();
+    let mut pools: Vec<u16> = Vec::new();
     for p in 0..snap.products.len() as Ix {
-        let lines = ctx.product_lines(p);
-        let starving_pools: Vec<u16> = {
-            let mut v: Vec<u16> = lines
-                .iter()
-                .filter(|&&l| starving(ctx, l, starving_by))
-                .filter_map(|&l| ctx.order_of(l))
-                .filter_map(|o| snap.warehouses.get(o.warehouse as usize))
-                .map(|w| w.pool)
-                .collect();
-            v.sort_unstable();
-            v.dedup();
-            v
-        };
-        for pool in starving_pools {
-            solve_pool(ctx, p, pool, lines, horizon, starving_by, out);
+        if ctx.product_lines(p).is_empty() {
+            continue;
+        }
+        pools.clear();
+        for (w, wh) in snap.warehouses.iter().enumerate() {
+            let lines = ctx.slot_lines(p as usize * n_wh + w);
+            if lines.iter().any(|sl| starving(ctx, sl.line, starving_by)) && !pools.contains(&wh.pool) {
+                pools.push(wh.pool);
+            }
+        }
+        for &pool in &pools {
+            solve_pool(ctx, p, pool, horizon, starving_by, out);
         }
     }
 }
@@ -101,17 +101,18 @@ fn solve_pool(
     ctx: &Context,
     p: Ix,
     pool: u16,
-    lines: &[Ix],
     horizon: DateTime<Utc>,
     starving_by: DateTime<Utc>,
     out: &mut Vec<Exception>,
 ) {
     let snap = ctx.snap;
     let in_pool = |w: Ix| snap.warehouses.get(w as usize).is_some_and(|x| x.pool == pool);
-    let mut demands: Vec<Ix> = lines
+    let horizon_ts = horizon.timestamp();
+    let mut demands: Vec<Ix> = ctx
+        .product_lines(p)
         .iter()
-        .copied()
-        .filter(|&l| ctx.order_of(l).is_some_and(|o| in_pool(o.warehouse)) && ctx.need(l) <= horizon)
+        .filter(|sl| sl.need <= horizon_ts && ctx.order_of(sl.line).is_some_and(|o| in_pool(o.warehouse)))
+        .map(|sl| sl.line)
         .collect();
     demands.sort_unstable_by_key(|&l| (ctx.need(l), l));
     demands.truncate(MAX_DEMANDS);
@@ -270,7 +271,7 @@ fn emit(
     let lref = line_ref(order, line);
     let need = ctx.need(rl);
     // Late only if the walk could not cover it either; otherwise the reallocation keeps it on time.
-    let hours = match ctx.coverage.get(rl as usize) {
+    let hours = match ctx.coverage(rl) {
         Some(c) if c.short > Decimal::ZERO => c
             .eta
             .map(|eta| (eta - need).num_hours())
@@ -308,10 +309,10 @@ fn emit(
         format!(
             "{lref} (tier {}) needs {} × {} by {} and has {} reserved",
             tier_of(order),
-            line.open_qty().normalize(),
+            Num(line.open_qty()),
             product.sku,
             day(need),
-            line.qty_reserved.normalize()
+            Num(line.qty_reserved)
         ),
         "sale.order.line",
         line.id,
@@ -320,10 +321,10 @@ fn emit(
     e.evidence.push(ev(
         format!(
             "{} × {} on hand in {}, {} of it reserved",
-            on_hand.normalize(),
+            Num(on_hand),
             product.sku,
             wh.code,
-            reserved_total.normalize()
+            Num(reserved_total)
         ),
         "stock.quant",
         stock_ix.and_then(|i| snap.stock.get(i as usize)).map(|s| s.id).unwrap_or(0),
@@ -338,7 +339,7 @@ fn emit(
                 "{gref} (tier {}, needed {}) holds {} reserved",
                 tier_of(gorder),
                 day(gneed),
-                gline.qty_reserved.normalize()
+                Num(gline.qty_reserved)
             ),
             "sale.order.line",
             gline.id,
@@ -350,9 +351,8 @@ fn emit(
             tier_of(gorder),
             day(gneed)
         )];
-        if let Some(eta) = ctx.coverage.get(gl as usize).and_then(|c| c.eta).or_else(|| {
-            ctx.coverage
-                .get(rl as usize)
+        if let Some(eta) = ctx.coverage(gl).and_then(|c| c.eta).or_else(|| {
+            ctx.coverage(rl)
                 .and_then(|c| c.eta)
         }) {
             tradeoffs.push(format!("next supply for it is planned for {}", day(eta)));

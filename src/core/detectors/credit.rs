@@ -4,6 +4,7 @@
 //! crosses the limit (and every later one) is held, not the ones that fit. Payment
 //! behaviour sets the confidence.
 
+use crate::core::fmt::Money;
 use rust_decimal::Decimal;
 
 use super::{base, day, ev, impact, margin_on, policy_ev, rec};
@@ -51,7 +52,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     "{}: {} exposure {} over the {} limit",
                     order.name,
                     customer.name,
-                    (exposure - limit).round_dp(2),
+                    Money(exposure - limit),
                     limit.round_dp(0)
                 ),
                 None => format!(
@@ -79,7 +80,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             e.evidence.push(ev(
                 format!(
                     "open receivables {} across {} invoices",
-                    pos.receivables.round_dp(2),
+                    Money(pos.receivables),
                     pos.invoices.len()
                 ),
                 "res.partner",
@@ -90,8 +91,8 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 format!(
                     "{} is {} uninvoiced; with earlier open orders exposure reaches {}",
                     order.name,
-                    this.round_dp(2),
-                    exposure.round_dp(2)
+                    Money(this),
+                    Money(exposure)
                 ),
                 "sale.order",
                 order.id,
@@ -99,7 +100,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             ));
             match customer.credit_limit {
                 Some(limit) => e.evidence.push(ev(
-                    format!("credit limit {}", limit.round_dp(2)),
+                    format!("credit limit {}", Money(limit)),
                     "res.partner",
                     customer.id,
                     customer.reference.clone(),
@@ -116,7 +117,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     format!(
                         "{} ({} open) was due {}, {} days ago",
                         inv.name,
-                        inv.residual.round_dp(2),
+                        Money(inv.residual),
                         day(inv.due_date),
                         pos.max_overdue_days
                     ),
@@ -170,7 +171,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                         order: order.name.clone(),
                         role: ctx.policy.approvers("release_credit_hold").first().cloned().unwrap_or_default(),
                     },
-                    format!("Ship only what fits the remaining credit ({})", headroom.round_dp(2)),
+                    format!("Ship only what fits the remaining credit ({})", Money(headroom)),
                     vec!["partial delivery; the rest waits for payment".to_string()],
                 ));
             }
@@ -182,7 +183,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 },
                 format!("Release {} despite the credit position", order.name),
                 vec![
-                    format!("adds {} to an exposure already at {}", this.round_dp(2), (exposure - this).round_dp(2)),
+                    format!("adds {} to an exposure already at {}", Money(this), Money(exposure - this)),
                     if weak_payer {
                         format!("{:.0}% of invoices were paid late", late_share * 100.0)
                     } else {

@@ -3,6 +3,7 @@
 //! exception of its own kind with the same evidence, scoring, routing and approvals as the
 //! built-in kinds; the evidence lists the value of every field the rule read.
 
+use crate::core::fmt::Num;
 use rust_decimal::Decimal;
 
 use super::{base, ev, impact, line_ref, margin_on, rec};
@@ -149,7 +150,7 @@ impl Record for RuleRecord<'_, '_> {
 fn show(v: &Value) -> String {
     match v {
         Value::Null => "null".to_string(),
-        Value::Num(d) => d.round_dp(2).normalize().to_string(),
+        Value::Num(d) => Num(d.round_dp(2)).to_string(),
         Value::Str(s) => format!("'{s}'"),
         Value::Bool(b) => b.to_string(),
     }

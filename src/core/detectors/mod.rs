@@ -84,13 +84,22 @@ pub(crate) fn line_ref(order: &SalesOrder, line: &OrderLine) -> String {
     format!("{}/{}", order.name, line.seq)
 }
 
-/// Format a date for evidence text.
-pub(crate) fn day(t: DateTime<Utc>) -> String {
-    use chrono::Datelike;
-    // Hand-formatted: chrono's `format` parses its pattern on every call, and evidence
-    // text is built for every exception of a million-line scan.
-    let d = t.date_naive();
-    format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+/// A date for evidence text (`2026-12-01`), formatted without allocating.
+pub(crate) fn day(t: DateTime<Utc>) -> Day {
+    Day(t)
+}
+
+/// See [`day`].
+pub(crate) struct Day(DateTime<Utc>);
+
+impl std::fmt::Display for Day {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use chrono::Datelike;
+        // Hand-formatted: chrono's `format` parses its pattern on every call, and evidence
+        // text is built for every exception of a million-line scan.
+        let d = self.0.date_naive();
+        write!(f, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+    }
 }
 
 /// Margin at risk on a quantity of a line (zero when cost is unknown or margin negative).

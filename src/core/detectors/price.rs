@@ -3,6 +3,7 @@
 //! what the policy allows without a manager. One exception per line, with every reason
 //! that applies as evidence.
 
+use crate::core::fmt::{Num, Money};
 use rust_decimal::Decimal;
 
 use super::{base, ev, impact, line_ref, policy_ev, rec};
@@ -66,7 +67,6 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         let Some(product) = snap.products.get(line.product as usize) else { continue };
         let net = ctx.net(li as Ix);
         let qty = ctx.open(li as Ix);
-        let lref = line_ref(order, line);
 
         let mut reasons = Vec::new(); // (policy key, evidence)
         let mut revenue = Decimal::ZERO;
@@ -95,10 +95,10 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     ev(
                         format!(
                             "net price {} is {}% {} the contract price {} ({})",
-                            net.round_dp(2),
+                            Money(net),
                             dev.abs().round_dp(1),
                             if dev < Decimal::ZERO { "below" } else { "above" },
-                            c.price.round_dp(2),
+                            Money(c.price),
                             c.reference
                         ),
                         "product.pricelist.item",
@@ -129,8 +129,8 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                         format!(
                             "margin {}% at net price {} and cost {} is below the {}% floor",
                             margin_pct.round_dp(1),
-                            net.round_dp(2),
-                            cost.round_dp(2),
+                            Money(net),
+                            Money(cost),
                             t.margin_floor_pct
                         ),
                         "product.product",
@@ -147,22 +147,23 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             reasons.push((
                 "thresholds.price_mismatch.max_discount_pct",
                 ev(
-                    format!("discount {}% exceeds the {}% allowed without a manager", line.discount.normalize(), t.max_discount_pct),
+                    format!("discount {}% exceeds the {}% allowed without a manager", Num(line.discount), t.max_discount_pct),
                     "sale.order.line",
                     line.id,
-                    lref.clone(),
+                    line_ref(order, line),
                 ),
             ));
         }
 
         let Some((rule, _)) = reasons.first() else { continue };
+        let lref = line_ref(order, line);
         let rule = rule.to_string();
         let title = format!(
             "{lref}: {} at {} net ({}% off list {})",
             product.sku,
-            net.round_dp(2),
-            line.discount.normalize(),
-            line.price_unit.round_dp(2)
+            Money(net),
+            Num(line.discount),
+            Money(line.price_unit)
         );
         let mut e = base(
             ctx,
@@ -177,11 +178,11 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         e.evidence.push(ev(
             format!(
                 "{lref}: {} × {} at {} less {}% = {} net",
-                qty.normalize(),
+                Num(qty),
                 product.sku,
-                line.price_unit.round_dp(2),
-                line.discount.normalize(),
-                net.round_dp(2)
+                Money(line.price_unit),
+                Num(line.discount),
+                Money(net)
             ),
             "sale.order.line",
             line.id,
@@ -210,7 +211,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     line: line.id,
                     price,
                 },
-                format!("Set the net price of {lref} to {}", price.round_dp(2)),
+                format!("Set the net price of {lref} to {}", Money(price)),
                 vec![
                     format!("changes the line value by {}", ((price - net) * qty).round_dp(2)),
                     "a quotation already sent needs the customer's agreement".to_string(),

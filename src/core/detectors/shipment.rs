@@ -83,7 +83,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     PickingState::Confirmed => "waiting for stock",
                     _ => "waiting",
                 },
-                p.scheduled.map(day).unwrap_or_else(|| "with no date".into())
+                p.scheduled.map(|t| day(t).to_string()).unwrap_or_else(|| "with no date".into())
             ),
             "stock.picking",
             p.id,

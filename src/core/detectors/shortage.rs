@@ -2,6 +2,7 @@
 //! inbound arriving by its need date, after earlier-needed lines of the same product in
 //! the same warehouse were served (the available-to-promise walk in the context).
 
+use crate::core::fmt::{Num, Money};
 use chrono::Duration;
 use rust_decimal::Decimal;
 
@@ -14,7 +15,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
     let horizon = ctx.now + Duration::days(i64::from(ctx.policy.thresholds.stock_shortage.horizon_days));
     let full_lateness = i64::from(ctx.policy.scoring.lateness_full_at_hours);
     for (li, line, order) in open_lines(ctx) {
-        let Some(cov) = ctx.coverage.get(li as usize) else { continue };
+        let Some(cov) = ctx.coverage(li) else { continue };
         let need = ctx.need(li);
         if cov.short <= Decimal::ZERO || need > horizon {
             continue;
@@ -33,8 +34,8 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         let revenue = cov.short * line.net_price();
         let title = format!(
             "{lref}: {} of {} × {} not covered by {}",
-            cov.short.normalize(),
-            line.open_qty().normalize(),
+            Num(cov.short),
+            Num(line.open_qty()),
             product.sku,
             day(need)
         );
@@ -55,7 +56,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         e.evidence.push(ev(
             format!(
                 "{lref} needs {} × {} by {}{}",
-                line.open_qty().normalize(),
+                Num(line.open_qty()),
                 product.sku,
                 day(need),
                 if ctx.has_promise.get(li as usize).copied().unwrap_or(false) {
@@ -72,10 +73,10 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             format!(
                 "{} has {} on hand and {} reserved in {}; {} of it is left for this line after earlier-needed orders",
                 product.sku,
-                on_hand.normalize(),
-                reserved.normalize(),
+                Num(on_hand),
+                Num(reserved),
                 wh.code,
-                cov.from_stock.normalize()
+                Num(cov.from_stock)
             ),
             "stock.quant",
             stock_rec.map(|s| s.id).unwrap_or(0),
@@ -83,7 +84,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         ));
         if cov.from_inbound > Decimal::ZERO {
             e.evidence.push(ev(
-                format!("{} arrives from inbound purchases by the need date", cov.from_inbound.normalize()),
+                format!("{} arrives from inbound purchases by the need date", Num(cov.from_inbound)),
                 "purchase.order.line",
                 0,
                 product.sku.clone(),
@@ -110,7 +111,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             }
             _ => {
                 e.evidence.push(ev(
-                    format!("no open purchase covers the missing {}", cov.short.normalize()),
+                    format!("no open purchase covers the missing {}", Num(cov.short)),
                     "purchase.order.line",
                     0,
                     product.sku.clone(),
@@ -144,7 +145,7 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
     ) else {
         return;
     };
-    let Some(cov) = ctx.coverage.get(li as usize) else { return };
+    let Some(cov) = ctx.coverage(li) else { return };
     let need = ctx.need(li);
 
     // Transfer from a warehouse of the same pool with stock left after its own demand.
@@ -170,9 +171,9 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
             if arrives <= need { "before the need date" } else { "after the need date" }
         )];
         if qty < short {
-            t.push(format!("covers {} of the missing {}", qty.normalize(), short.normalize()));
+            t.push(format!("covers {} of the missing {}", Num(qty), Num(short)));
         }
-        t.push(format!("leaves {} free in {}", (left - qty).normalize(), other.code));
+        t.push(format!("leaves {} free in {}", Num(left - qty), other.code));
         e.recommendations.push(rec(
             ctx,
             Action::Transfer {
@@ -181,7 +182,7 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
                 from_warehouse: other.code.clone(),
                 to_warehouse: wh.code.clone(),
             },
-            format!("Transfer {} × {} from {} to {}", qty.normalize(), product.sku, other.code, wh.code),
+            format!("Transfer {} × {} from {} to {}", Num(qty), product.sku, other.code, wh.code),
             t,
         ));
     }
@@ -203,15 +204,15 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
                 to_product: sub.sku.clone(),
                 qty: short,
             },
-            format!("Offer {} ({}) instead of {} for the missing {}", sub.sku, sub.name, product.sku, short.normalize()),
+            format!("Offer {} ({}) instead of {} for the missing {}", sub.sku, sub.name, product.sku, Num(short)),
             vec![
                 "needs the customer's consent".to_string(),
                 if diff > Decimal::ZERO {
-                    format!("list price {} higher per unit; hold the contract price to keep goodwill", diff.round_dp(2))
+                    format!("list price {} higher per unit; hold the contract price to keep goodwill", Money(diff))
                 } else {
-                    format!("list price {} lower per unit", (-diff).round_dp(2))
+                    format!("list price {} lower per unit", Money(-diff))
                 },
-                format!("{} free in {}", left.normalize(), wh.code),
+                format!("{} free in {}", Num(left), wh.code),
             ],
         ));
         break;
@@ -230,8 +231,8 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
             },
             format!(
                 "Ship {} now and back-order {}",
-                available.normalize(),
-                short.normalize()
+                Num(available),
+                Num(short)
             ),
             vec![
                 "a second delivery adds freight cost".to_string(),
@@ -267,7 +268,7 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
                     qty: short,
                     warehouse: wh.code.clone(),
                 },
-                format!("Buy {} × {} from another supplier", short.normalize(), product.sku),
+                format!("Buy {} × {} from another supplier", Num(short), product.sku),
                 vec![
                     "spot purchases usually cost more than the contracted supplier".to_string(),
                     "no inbound is planned, so waiting does not help".to_string(),

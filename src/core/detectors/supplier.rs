@@ -2,6 +2,7 @@
 //! or that the supplier has not confirmed in time — with the sales order lines that
 //! depend on it (from the available-to-promise walk), whose value is what is at risk.
 
+use crate::core::fmt::Num;
 use chrono::Duration;
 use rust_decimal::Decimal;
 
@@ -81,7 +82,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         let title = format!(
             "{} {} × {} from {}: {}{}",
             b.po_ref,
-            b.open_qty().normalize(),
+            Num(b.open_qty()),
             product.sku,
             supplier.name,
             what,
@@ -109,13 +110,13 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             format!(
                 "{}: {} × {} ordered {} from {} ({}), {} received; planned {}{}",
                 b.po_ref,
-                b.qty.normalize(),
+                Num(b.qty),
                 product.sku,
                 day(b.ordered_at),
                 supplier.name,
                 supplier.country,
-                b.qty_received.normalize(),
-                b.planned.map(day).unwrap_or_else(|| "with no date".into()),
+                Num(b.qty_received),
+                b.planned.map(|t| day(t).to_string()).unwrap_or_else(|| "with no date".into()),
                 b.original_planned
                     .filter(|_| slip_days != 0)
                     .map(|o| format!(", first planned {}", day(o)))
@@ -147,7 +148,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             let (Some(l), Some(o)) = (snap.lines.get(li as usize), ctx.order_of(li)) else { continue };
             let lref = line_ref(o, l);
             e.evidence.push(ev(
-                format!("{lref} needs {} × {} by {} and waits for this purchase", l.open_qty().normalize(), product.sku, day(ctx.need(li))),
+                format!("{lref} needs {} × {} by {} and waits for this purchase", Num(l.open_qty()), product.sku, day(ctx.need(li))),
                 "sale.order.line",
                 l.id,
                 lref,
@@ -203,7 +204,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     qty: b.open_qty(),
                     warehouse: wh.code.clone(),
                 },
-                format!("Buy {} × {} from another supplier", b.open_qty().normalize(), product.sku),
+                format!("Buy {} × {} from another supplier", Num(b.open_qty()), product.sku),
                 vec![
                     "higher unit cost than the contracted supplier".to_string(),
                     format!("{} remains open and may arrive on top", b.po_ref),
