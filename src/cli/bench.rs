@@ -61,7 +61,11 @@ fn proc_status_kb(key: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-pub(super) fn scan(policy: &Policy, a: BenchScanArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+pub(super) fn scan(
+    policy: &Policy,
+    a: BenchScanArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
     if a.lines == 0 || a.lines > 5_000_000 {
         anyhow::bail!("--lines must be between 1 and 5,000,000");
     }
@@ -72,7 +76,9 @@ pub(super) fn scan(policy: &Policy, a: BenchScanArgs, out: &mut dyn Write) -> an
     let cfg = DemoConfig::with_lines(a.seed, a.lines, now);
     let t0 = Instant::now();
     let mut bar = Bar::new("generating demo");
-    let snap = demo::generate(&cfg, &mut |phase, done, total| bar.update(phase, done, total));
+    let snap = demo::generate(&cfg, &mut |phase, done, total| {
+        bar.update(phase, done, total)
+    });
     bar.finish();
     let generate_seconds = t0.elapsed().as_secs_f64();
     let rss_before_scan_bytes = rss_bytes();

@@ -25,7 +25,12 @@ use crate::policy::Policy;
 #[command(name = "order-copilot", version, about, propagate_version = true)]
 pub struct Cli {
     /// Directory of policy files (*.toml). Default: the policies built into the binary.
-    #[arg(long, global = true, env = "ORDER_COPILOT_POLICIES", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "ORDER_COPILOT_POLICIES",
+        value_name = "DIR"
+    )]
     pub policies: Option<PathBuf>,
 
     /// What to do.
@@ -167,7 +172,10 @@ pub fn load_source(a: &SourceArgs) -> anyhow::Result<Snapshot> {
         anyhow::bail!("--orders must be at least 1");
     }
     if a.orders > 2_000_000 {
-        anyhow::bail!("--orders {} is more than the demo supports (2,000,000)", a.orders);
+        anyhow::bail!(
+            "--orders {} is more than the demo supports (2,000,000)",
+            a.orders
+        );
     }
     let cfg = DemoConfig {
         seed: a.seed,
@@ -175,7 +183,9 @@ pub fn load_source(a: &SourceArgs) -> anyhow::Result<Snapshot> {
         now: Utc::now(),
     };
     let mut bar = progress::Bar::new("generating demo");
-    let snap = demo::generate(&cfg, &mut |phase, done, total| bar.update(phase, done, total));
+    let snap = demo::generate(&cfg, &mut |phase, done, total| {
+        bar.update(phase, done, total)
+    });
     bar.finish();
     Ok(snap)
 }
@@ -187,7 +197,8 @@ fn filter<'a>(
     policy: &Policy,
 ) -> anyhow::Result<Vec<&'a Exception>> {
     for k in kinds {
-        let known = Kind::BUILTIN.iter().any(|b| b.as_str() == k) || policy.rules.iter().any(|r| &r.name == k);
+        let known = Kind::BUILTIN.iter().any(|b| b.as_str() == k)
+            || policy.rules.iter().any(|r| &r.name == k);
         if !known {
             let mut names: Vec<&str> = Kind::BUILTIN.iter().map(|b| b.as_str()).collect();
             names.extend(policy.rules.iter().map(|r| r.name.as_str()));
@@ -197,7 +208,10 @@ fn filter<'a>(
     if let Some(o) = owner
         && !policy.roles.iter().any(|r| r == o)
     {
-        anyhow::bail!("unknown role `{o}` (known roles: {})", policy.roles.join(", "));
+        anyhow::bail!(
+            "unknown role `{o}` (known roles: {})",
+            policy.roles.join(", ")
+        );
     }
     Ok(exceptions
         .iter()

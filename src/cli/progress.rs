@@ -16,7 +16,9 @@ impl Bar {
     pub fn new(label: &'static str) -> Bar {
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = ProgressBar::new(1);
-            if let Ok(style) = ProgressStyle::with_template("{prefix} {msg:<10} [{bar:30}] {pos}/{len} {elapsed}") {
+            if let Ok(style) =
+                ProgressStyle::with_template("{prefix} {msg:<10} [{bar:30}] {pos}/{len} {elapsed}")
+            {
                 b.set_style(style.progress_chars("=> "));
             }
             b.set_prefix(label);

@@ -38,8 +38,8 @@ pub fn queue(
     writeln!(out)?;
     writeln!(
         out,
-        "{:>4} {:>5} {:<8} {:<19} {:<10} {:<26} {:<13} {:>14}  {}",
-        "#", "score", "severity", "kind", "order", "customer", "owner", "at risk", "what"
+        "{:>4} {:>5} {:<8} {:<19} {:<10} {:<26} {:<13} {:>14}  what",
+        "#", "score", "severity", "kind", "order", "customer", "owner", "at risk"
     )?;
     for (i, e) in selected.iter().take(limit).enumerate() {
         writeln!(
@@ -57,7 +57,11 @@ pub fn queue(
         )?;
     }
     if selected.len() > limit {
-        writeln!(out, "   … {} more (use --limit N or --json)", selected.len() - limit)?;
+        writeln!(
+            out,
+            "   … {} more (use --limit N or --json)",
+            selected.len() - limit
+        )?;
     }
     let mut by_kind: Vec<(&str, usize)> = Vec::new();
     for e in selected {

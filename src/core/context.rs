@@ -138,7 +138,8 @@ impl<'a> Context<'a> {
             let order = snap.orders.get(l.order as usize);
             let promise = l.promised.or(order.and_then(|o| o.promised));
             has_promise.push(promise.is_some());
-            need_by.push(promise.unwrap_or_else(|| order.map(|o| o.date_order + lead).unwrap_or(now)));
+            need_by
+                .push(promise.unwrap_or_else(|| order.map(|o| o.date_order + lead).unwrap_or(now)));
             let n = l.net_price();
             let q = l.open_qty();
             if !q.is_zero() {
@@ -291,7 +292,10 @@ impl<'a> Context<'a> {
         let n_wh = self.snap.warehouses.len();
         let (a, b) = (p as usize * n_wh, (p as usize + 1) * n_wh);
         match (self.product_offsets.get(a), self.product_offsets.get(b)) {
-            (Some(&x), Some(&y)) => self.lines_by_product.get(x as usize..y as usize).unwrap_or(&[]),
+            (Some(&x), Some(&y)) => self
+                .lines_by_product
+                .get(x as usize..y as usize)
+                .unwrap_or(&[]),
             _ => &[],
         }
     }
@@ -340,7 +344,10 @@ impl<'a> Context<'a> {
 
     /// Undelivered value of an order.
     pub fn order_value(&self, order: Ix) -> Decimal {
-        self.order_open_value.get(order as usize).copied().unwrap_or_default()
+        self.order_open_value
+            .get(order as usize)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Hours past the need date at `t` (zero when `t` is before it).
@@ -400,7 +407,13 @@ impl<'a> Context<'a> {
                 lot_end += 1;
             }
             let slot_lots = lots.get(lot_start..lot_end).unwrap_or(&[]);
-            self.walk_slot(&mut w_out, slot, a as usize..b as usize, slot_lots, &mut backlog);
+            self.walk_slot(
+                &mut w_out,
+                slot,
+                a as usize..b as usize,
+                slot_lots,
+                &mut backlog,
+            );
         }
         self.coverage = w_out.coverage;
         self.leftover = w_out.leftover;
@@ -426,10 +439,19 @@ impl<'a> Context<'a> {
         let lines = &self.lines_by_product;
         // A lot arrives: it first fills waiting lines (earliest need first), the rest is
         // available to the lines that follow.
-        let arrive = |out: &mut WalkOut, lot: &(usize, DateTime<Utc>, Ix), backlog: &mut VecDeque<(usize, Decimal)>| -> Decimal {
-            let mut q = snap.inbound.get(lot.2 as usize).map(|b| b.open_qty()).unwrap_or_default();
+        let arrive = |out: &mut WalkOut,
+                      lot: &(usize, DateTime<Utc>, Ix),
+                      backlog: &mut VecDeque<(usize, Decimal)>|
+         -> Decimal {
+            let mut q = snap
+                .inbound
+                .get(lot.2 as usize)
+                .map(|b| b.open_qty())
+                .unwrap_or_default();
             while q > Decimal::ZERO {
-                let Some(front) = backlog.front_mut() else { break };
+                let Some(front) = backlog.front_mut() else {
+                    break;
+                };
                 let take = q.min(front.1);
                 front.1 -= take;
                 q -= take;
@@ -440,7 +462,9 @@ impl<'a> Context<'a> {
                         c.eta = Some(lot.1);
                     }
                 }
-                if let (Some(d), Some(sl)) = (out.dependents.get_mut(lot.2 as usize), lines.get(pos)) {
+                if let (Some(d), Some(sl)) =
+                    (out.dependents.get_mut(lot.2 as usize), lines.get(pos))
+                {
                     d.push(sl.line);
                 }
                 if front.1 <= Decimal::ZERO {
@@ -463,7 +487,11 @@ impl<'a> Context<'a> {
             let open = sl.open;
             let s = open.min(stock_left);
             stock_left -= s;
-            let i = if inbound_avail.is_zero() { Decimal::ZERO } else { (open - s).min(inbound_avail) };
+            let i = if inbound_avail.is_zero() {
+                Decimal::ZERO
+            } else {
+                (open - s).min(inbound_avail)
+            };
             inbound_avail -= i;
             let short = open - s - i;
             if let Some(c) = out.coverage.get_mut(pos) {

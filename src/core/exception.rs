@@ -362,7 +362,10 @@ mod tests {
     #[test]
     fn stable_id_is_fixed() {
         // Pinned: a change here would orphan every stored case.
-        assert_eq!(stable_id("stock_shortage", &["S00042", "1234"]), stable_id("stock_shortage", &["S00042", "1234"]));
+        assert_eq!(
+            stable_id("stock_shortage", &["S00042", "1234"]),
+            stable_id("stock_shortage", &["S00042", "1234"])
+        );
         assert_eq!(stable_id("", &[]), "EX-cbf29ce484222325");
         assert_ne!(stable_id("a", &["bc"]), stable_id("ab", &["c"]));
         assert_ne!(stable_id("k", &["a", "b"]), stable_id("k", &["ab"]));

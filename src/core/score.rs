@@ -22,7 +22,9 @@ pub fn score(impact: &super::Impact, s: &Scoring) -> u8 {
     let w = &s.weights;
     let revenue = money_part(impact.revenue_at_risk, s.revenue_full_at);
     let margin = money_part(impact.margin_at_risk, s.margin_full_at);
-    let late = (impact.hours_past_promise.max(0) as f64 / f64::from(s.lateness_full_at_hours.max(1))).min(1.0);
+    let late = (impact.hours_past_promise.max(0) as f64
+        / f64::from(s.lateness_full_at_hours.max(1)))
+    .min(1.0);
     let tier = s.tier_factor.of(impact.tier).clamp(0.0, 1.0);
     let total = f64::from(w.revenue) * revenue
         + f64::from(w.margin) * margin
@@ -89,7 +91,13 @@ mod tests {
     #[test]
     fn saturates_at_100() {
         let p = Policy::embedded().unwrap();
-        assert_eq!(score(&impact(i64::MAX / 4, i64::MAX / 4, 100_000, Tier::A), &p.scoring), 100);
+        assert_eq!(
+            score(
+                &impact(i64::MAX / 4, i64::MAX / 4, 100_000, Tier::A),
+                &p.scoring
+            ),
+            100
+        );
     }
 
     #[test]

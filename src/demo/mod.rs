@@ -79,7 +79,9 @@ impl Rand {
     fn weighted(&mut self, cumulative: &[f64]) -> usize {
         let total = cumulative.last().copied().unwrap_or(0.0);
         let x = self.0.f64() * total;
-        cumulative.partition_point(|&c| c <= x).min(cumulative.len().saturating_sub(1))
+        cumulative
+            .partition_point(|&c| c <= x)
+            .min(cumulative.len().saturating_sub(1))
     }
 }
 
@@ -103,7 +105,8 @@ fn cumulative(weights: impl Iterator<Item = f64>) -> Vec<f64> {
 
 fn open_order(s: &Snapshot, i: usize) -> bool {
     s.orders[i].state == OrderState::Sale
-        && s.lines[s.orders[i].first_line as usize..(s.orders[i].first_line + s.orders[i].line_count) as usize]
+        && s.lines[s.orders[i].first_line as usize
+            ..(s.orders[i].first_line + s.orders[i].line_count) as usize]
             .iter()
             .any(|l| l.open_qty() > Decimal::ZERO)
 }
@@ -111,7 +114,10 @@ fn open_order(s: &Snapshot, i: usize) -> bool {
 /// Generate the demo distributor.
 pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
     let mut r = Rand(fastrand::Rng::with_seed(cfg.seed));
-    let now = cfg.now.duration_trunc(Duration::hours(1)).unwrap_or(cfg.now);
+    let now = cfg
+        .now
+        .duration_trunc(Duration::hours(1))
+        .unwrap_or(cfg.now);
     let n_orders = cfg.orders.max(1);
     let n_customers = (n_orders / 4).clamp(300, 25_000);
     let n_products = (n_orders * 3 / 2).clamp(2_000, 40_000);
@@ -124,9 +130,13 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
     };
 
     // Warehouses: one pool, transfers take a day or two.
-    for (i, (code, name, hours)) in [("WH1", "Rotterdam", 24), ("WH2", "Duisburg", 24), ("WH3", "Lyon", 48)]
-        .into_iter()
-        .enumerate()
+    for (i, (code, name, hours)) in [
+        ("WH1", "Rotterdam", 24),
+        ("WH2", "Duisburg", 24),
+        ("WH3", "Lyon", 48),
+    ]
+    .into_iter()
+    .enumerate()
     {
         s.warehouses.push(Warehouse {
             id: i as i64 + 1,
@@ -167,7 +177,11 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
         let brand = r.pick(BRANDS);
         let list = (r.normal(3.2, 1.1).exp()).clamp(0.8, 4000.0);
         let margin = r.normal(0.32, 0.08).clamp(0.12, 0.55);
-        let cost = if r.chance(0.01) { None } else { Some(money(list * (1.0 - margin))) };
+        let cost = if r.chance(0.01) {
+            None
+        } else {
+            Some(money(list * (1.0 - margin)))
+        };
         s.products.push(Product {
             id: 10_000 + i as i64,
             sku: format!("SKU-{}", 10_000 + i),
@@ -212,12 +226,27 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
         };
         let late_prone = r.chance(0.08);
         let invoices_paid = r.range(6, 60) as u32;
-        let late_share = if late_prone { r.f() * 0.5 + 0.3 } else { r.f() * 0.18 };
-        let name = format!("{} {} {}", r.pick(prefixes), r.pick(stems), r.pick(suffixes));
+        let late_share = if late_prone {
+            r.f() * 0.5 + 0.3
+        } else {
+            r.f() * 0.18
+        };
+        let name = format!(
+            "{} {} {}",
+            r.pick(prefixes),
+            r.pick(stems),
+            r.pick(suffixes)
+        );
         s.customers.push(Customer {
             id: 20_000 + i as i64,
             reference: format!("C{:05}", i + 1),
-            email: Some(format!("orders@{}.example", name.split_whitespace().next().unwrap_or("customer").to_lowercase())),
+            email: Some(format!(
+                "orders@{}.example",
+                name.split_whitespace()
+                    .next()
+                    .unwrap_or("customer")
+                    .to_lowercase()
+            )),
             name,
             tier,
             key_account: tier == Tier::A || (tier == Tier::B && r.chance(0.3)),
@@ -226,7 +255,11 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
             payments: PaymentHistory {
                 invoices_paid,
                 paid_late: (f64::from(invoices_paid) * late_share).round() as u32,
-                avg_days_late: if late_prone { r.range(12, 45) as f32 } else { r.range(2, 9) as f32 },
+                avg_days_late: if late_prone {
+                    r.range(12, 45) as f32
+                } else {
+                    r.range(2, 9) as f32
+                },
             },
             lang: (*lang).into(),
             country: (*country).into(),
@@ -245,7 +278,11 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
         }
     };
     // Customers that change their orders a lot (a few key accounts).
-    let chaotic: Vec<bool> = s.customers.iter().map(|c| c.key_account && r.chance(0.08)).collect();
+    let chaotic: Vec<bool> = s
+        .customers
+        .iter()
+        .map(|c| c.key_account && r.chance(0.08))
+        .collect();
 
     // Contract prices for A/B customers on some of the catalogue.
     let mut contract_of = std::collections::HashMap::new();
@@ -253,7 +290,11 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
         if c.tier == Tier::C {
             continue;
         }
-        let disc = if c.tier == Tier::A { r.range(10, 18) } else { r.range(5, 12) };
+        let disc = if c.tier == Tier::A {
+            r.range(10, 18)
+        } else {
+            r.range(5, 12)
+        };
         for _ in 0..r.range(15, 40) {
             let p = r.weighted(&product_cum);
             let list = s.products[p].list_price;
@@ -276,9 +317,8 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
     // Orders: open ones (confirmed, partly or not delivered) and recent deliveries.
     let n_delivered = n_orders / 2;
     let total = n_orders + n_delivered;
-    let mut order_seq = 1u32;
     let mut picking_seq = [1u32; 3];
-    for k in 0..total {
+    for (order_seq, k) in (1u32..).zip(0..total) {
         if k % 4096 == 0 {
             progress("orders", k as u64, total as u64);
         }
@@ -286,7 +326,11 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
         let ci = r.weighted(&customer_cum);
         let cust = &s.customers[ci];
         let tier = cust.tier;
-        let wh = if r.chance(0.9) { home_wh(cust) } else { r.0.u32(0..3) };
+        let wh = if r.chance(0.9) {
+            home_wh(cust)
+        } else {
+            r.0.u32(0..3)
+        };
         let lead = match tier {
             Tier::A => r.range(2, 7),
             Tier::B => r.range(3, 10),
@@ -300,7 +344,8 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
             } else {
                 now + Duration::hours(r.range(8, 14 * 24))
             };
-            let date_order = (due - Duration::days(lead)).min(now - Duration::hours(r.range(1, 48)));
+            let date_order =
+                (due - Duration::days(lead)).min(now - Duration::hours(r.range(1, 48)));
             (date_order, due.max(date_order + Duration::days(1)))
         } else {
             let date_order = now - Duration::days(r.range(5, 40)) - Duration::hours(r.range(0, 23));
@@ -314,36 +359,55 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
         };
         let oi = s.orders.len() as Ix;
         let first_line = s.lines.len() as Ix;
-        let n_lines = (r.normal(DemoConfig::LINES_PER_ORDER, 2.0).round() as i64).clamp(1, 12) as u32;
+        let n_lines =
+            (r.normal(DemoConfig::LINES_PER_ORDER, 2.0).round() as i64).clamp(1, 12) as u32;
         for seq in 1..=n_lines {
             let p = r.weighted(&product_cum);
             let product = &s.products[p];
             let list = product.list_price;
-            let base_qty = if list > Decimal::from(200) { r.range(1, 6) } else { r.range(2, 60) };
+            let base_qty = if list > Decimal::from(200) {
+                r.range(1, 6)
+            } else {
+                r.range(2, 60)
+            };
             let q = qty(base_qty * if tier == Tier::A { 2 } else { 1 });
             // Pricing: contract price as a discount off list, tier discount otherwise;
             // order entry is right most of the time.
             let (mut price_unit, mut discount) = match contract_of.get(&(ci, p)) {
                 Some(&(_, disc)) => (list, Decimal::from(disc)),
-                None => (list, Decimal::from(match tier {
-                    Tier::A => 8,
-                    Tier::B => 4,
-                    Tier::C => *r.pick(&[0i64, 0, 0, 2, 5]),
-                })),
+                None => (
+                    list,
+                    Decimal::from(match tier {
+                        Tier::A => 8,
+                        Tier::B => 4,
+                        Tier::C => *r.pick(&[0i64, 0, 0, 2, 5]),
+                    }),
+                ),
             };
             if r.chance(0.007) {
                 // Rep grants a deep discount to win the deal.
                 discount = Decimal::from(r.range(22, 38));
             } else if r.chance(0.006) {
                 // Stale price from an old quotation.
-                price_unit = (list * Decimal::from(r.range(82, 93)) / Decimal::ONE_HUNDRED).round_dp(2);
+                price_unit =
+                    (list * Decimal::from(r.range(82, 93)) / Decimal::ONE_HUNDRED).round_dp(2);
             }
             let delivered = if open {
-                if age_days > 6 && r.chance(0.15) { qty(base_qty / 2) } else { Decimal::ZERO }
+                if age_days > 6 && r.chance(0.15) {
+                    qty(base_qty / 2)
+                } else {
+                    Decimal::ZERO
+                }
             } else {
                 q
             };
-            let invoiced = if open { delivered } else if r.chance(0.7) { q } else { Decimal::ZERO };
+            let invoiced = if open {
+                delivered
+            } else if r.chance(0.7) {
+                q
+            } else {
+                Decimal::ZERO
+            };
             s.lines.push(OrderLine {
                 id: 100_000 + s.lines.len() as i64,
                 order: oi,
@@ -359,12 +423,15 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
             });
         }
         let note = if r.chance(0.03) {
-            Some(r.pick(&[
-                "Please deliver to gate 4, before 14:00.",
-                "Call the site manager one day ahead.",
-                "Partial deliveries are not accepted.",
-                "Urgent: production line stopped.",
-            ]).to_string())
+            Some(
+                r.pick(&[
+                    "Please deliver to gate 4, before 14:00.",
+                    "Call the site manager one day ahead.",
+                    "Partial deliveries are not accepted.",
+                    "Urgent: production line stopped.",
+                ])
+                .to_string(),
+            )
         } else {
             None
         };
@@ -376,16 +443,23 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
             state: OrderState::Sale,
             date_order,
             promised,
-            client_ref: if r.chance(0.5) { Some(format!("PO-{}", r.range(10_000, 99_999))) } else { None },
+            client_ref: if r.chance(0.5) {
+                Some(format!("PO-{}", r.range(10_000, 99_999)))
+            } else {
+                None
+            },
             note,
             first_line,
             line_count: n_lines,
         });
-        order_seq += 1;
 
         // Delivery for the order.
         let w = wh as usize;
-        let carrier = if r.chance(0.97) { Some(r.0.u32(0..CARRIERS.len() as u32)) } else { None };
+        let carrier = if r.chance(0.97) {
+            Some(r.0.u32(0..CARRIERS.len() as u32))
+        } else {
+            None
+        };
         let transit = carrier.map(|c| CARRIERS[c as usize].2 as i64).unwrap_or(24);
         let need = promised.unwrap_or(date_order + Duration::days(7));
         // Planners schedule the ship date to arrive on time, a few slip.
@@ -394,7 +468,8 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
             scheduled = need + Duration::hours(r.range(6, 96));
         }
         let export = EXPORT_COUNTRIES.contains(&s.customers[ci].country.as_str());
-        let lines_dg = (first_line..first_line + n_lines).any(|li| dangerous[s.lines[li as usize].product as usize]);
+        let lines_dg = (first_line..first_line + n_lines)
+            .any(|li| dangerous[s.lines[li as usize].product as usize]);
         let mut required = vec![DocumentKind::DeliverySlip, DocumentKind::ProofOfDelivery];
         if export {
             required.push(DocumentKind::CommercialInvoice);
@@ -406,7 +481,8 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
         let (state, done_at) = if open {
             (PickingState::Confirmed, None)
         } else {
-            let shipped = (scheduled + Duration::hours(r.range(-12, 30))).min(now - Duration::hours(2));
+            let shipped =
+                (scheduled + Duration::hours(r.range(-12, 30))).min(now - Duration::hours(2));
             (PickingState::Done, Some(shipped))
         };
         s.pickings.push(Picking {
@@ -426,7 +502,13 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
 
         // Order changes: key accounts change their orders; a few do it constantly.
         if open {
-            let mean = if chaotic[ci] { 3.0 } else if s.customers[ci].key_account { 0.4 } else { 0.15 };
+            let mean = if chaotic[ci] {
+                3.0
+            } else if s.customers[ci].key_account {
+                0.4
+            } else {
+                0.15
+            };
             let mut n = 0;
             while r.f() < mean / (mean + 1.0) && n < 8 {
                 n += 1;
@@ -440,14 +522,24 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
                     0 => (
                         "product_uom_qty",
                         line.qty.to_string(),
-                        (line.qty + Decimal::from(r.range(-5, 20))).max(Decimal::ONE).to_string(),
+                        (line.qty + Decimal::from(r.range(-5, 20)))
+                            .max(Decimal::ONE)
+                            .to_string(),
                     ),
                     1 => (
                         "commitment_date",
-                        promised.map(|p| p.format("%Y-%m-%d").to_string()).unwrap_or_default(),
-                        (need + Duration::days(r.range(-3, 7))).format("%Y-%m-%d").to_string(),
+                        promised
+                            .map(|p| p.format("%Y-%m-%d").to_string())
+                            .unwrap_or_default(),
+                        (need + Duration::days(r.range(-3, 7)))
+                            .format("%Y-%m-%d")
+                            .to_string(),
                     ),
-                    _ => ("order_line", "".into(), s.products[r.weighted(&product_cum)].sku.clone()),
+                    _ => (
+                        "order_line",
+                        "".into(),
+                        s.products[r.weighted(&product_cum)].sku.clone(),
+                    ),
                 };
                 s.changes.push(OrderChange {
                     id: s.changes.len() as i64 + 1,
@@ -503,7 +595,10 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
         for li in o.first_line..o.first_line + o.line_count {
             let l = &mut s.lines[li as usize];
             let slot = l.product as usize * n_wh + w;
-            let take = l.open_qty().min(on_hand[slot] - reserved[slot]).max(Decimal::ZERO);
+            let take = l
+                .open_qty()
+                .min(on_hand[slot] - reserved[slot])
+                .max(Decimal::ZERO);
             reserved[slot] += take;
             l.qty_reserved = take;
         }
@@ -516,7 +611,9 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
         }
         let o = &s.orders[pk.order as usize];
         let range = o.first_line as usize..(o.first_line + o.line_count) as usize;
-        let ready = s.lines[range.clone()].iter().all(|l| l.qty_reserved >= l.open_qty());
+        let ready = s.lines[range.clone()]
+            .iter()
+            .all(|l| l.qty_reserved >= l.open_qty());
         let due = pk.scheduled.is_some_and(|t| t < now - Duration::hours(4));
         if ready {
             pk.state = PickingState::Assigned;
@@ -544,14 +641,22 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
     for slot in 0..n_products * n_wh {
         let dirty = r.chance(0.0005);
         let (p, w) = (slot / n_wh, slot % n_wh);
-        if on_hand[slot] == Decimal::ZERO && !dirty && demand[slot] == Decimal::ZERO && !r.chance(0.3) {
+        if on_hand[slot] == Decimal::ZERO
+            && !dirty
+            && demand[slot] == Decimal::ZERO
+            && !r.chance(0.3)
+        {
             continue;
         }
         s.stock.push(StockLevel {
             id: 30_000 + slot as i64,
             product: p as Ix,
             warehouse: w as Ix,
-            on_hand: if dirty { -Decimal::from(r.range(1, 5)) } else { on_hand[slot] },
+            on_hand: if dirty {
+                -Decimal::from(r.range(1, 5))
+            } else {
+                on_hand[slot]
+            },
             reserved: if dirty { Decimal::ZERO } else { reserved[slot] },
         });
     }
@@ -569,7 +674,8 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
                 DocumentKind::DeliverySlip => true,
                 _ => {
                     let hours_to_ship = pk.scheduled.map(|t| (t - now).num_hours()).unwrap_or(0);
-                    (hours_to_ship > r.range(24, 96) || pk.done_at.is_some() || r.chance(0.9)) && !r.chance(0.015)
+                    (hours_to_ship > r.range(24, 96) || pk.done_at.is_some() || r.chance(0.9))
+                        && !r.chance(0.015)
                 }
             };
             if ok {
@@ -586,7 +692,11 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
     for slot in 0..n_products * n_wh {
         let (p, w) = (slot / n_wh, slot % n_wh);
         let d = demand[slot];
-        let reorder = if scarce[slot] { r.chance(0.75) } else { d > Decimal::ZERO && r.chance(0.04) };
+        let reorder = if scarce[slot] {
+            r.chance(0.75)
+        } else {
+            d > Decimal::ZERO && r.chance(0.04)
+        };
         if !reorder {
             continue;
         }
@@ -597,10 +707,18 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
         let ordered_at = now - Duration::days(r.range(2, i64::from(lead)));
         let original = ordered_at + Duration::days(i64::from(lead));
         // Unreliable suppliers slip; the slip is visible as a changed planned date.
-        let slip = if r.chance(f64::from(on_time)) { 0 } else { r.range(3, 25) };
+        let slip = if r.chance(f64::from(on_time)) {
+            0
+        } else {
+            r.range(3, 25)
+        };
         let planned = original + Duration::days(slip);
         let confirmed = (now - ordered_at).num_days() > 1 && r.chance(f64::from(confirm));
-        let received = if planned < now && r.chance(0.5) { (q * money(0.3 + r.f() * 0.4)).floor() } else { Decimal::ZERO };
+        let received = if planned < now && r.chance(0.5) {
+            (q * money(0.3 + r.f() * 0.4)).floor()
+        } else {
+            Decimal::ZERO
+        };
         s.inbound.push(InboundLine {
             id: 60_000 + s.inbound.len() as i64,
             po_ref: format!("P{:05}", po_seq),
@@ -649,18 +767,36 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
     }
     for (ci, c) in s.customers.iter().enumerate() {
         let late = c.payments.paid_late as f64 / f64::from(c.payments.invoices_paid.max(1));
-        let n_old = if late > 0.3 { r.range(1, 4) } else if r.chance(0.3) { 1 } else { 0 };
+        let n_old = if late > 0.3 {
+            r.range(1, 4)
+        } else if r.chance(0.3) {
+            1
+        } else {
+            0
+        };
         for _ in 0..n_old {
-            let age = if late > 0.3 { r.range(30, 100) } else { r.range(10, 45) };
+            let age = if late > 0.3 {
+                r.range(30, 100)
+            } else {
+                r.range(10, 45)
+            };
             let invoice_date = now - Duration::days(age);
             let amount = money(r.normal(4000.0, 2500.0).abs() + 200.0)
-                * if c.tier == Tier::A { Decimal::from(4) } else { Decimal::ONE };
+                * if c.tier == Tier::A {
+                    Decimal::from(4)
+                } else {
+                    Decimal::ONE
+                };
             s.invoices.push(Invoice {
                 id: 90_000 + s.invoices.len() as i64,
                 name: format!("INV/{year}/{:05}", inv_seq),
                 customer: ci as Ix,
                 amount_total: amount,
-                residual: if r.chance(0.3) { (amount / Decimal::TWO).round_dp(2) } else { amount },
+                residual: if r.chance(0.3) {
+                    (amount / Decimal::TWO).round_dp(2)
+                } else {
+                    amount
+                },
                 invoice_date,
                 due_date: invoice_date + Duration::days(i64::from(c.payment_terms_days)),
             });
@@ -684,7 +820,11 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
         if r.chance(0.06) {
             continue; // no limit set
         }
-        let factor = if r.chance(0.05) { 0.8 + r.f() * 0.25 } else { 1.4 + r.f() * 2.0 };
+        let factor = if r.chance(0.05) {
+            0.8 + r.f() * 0.25
+        } else {
+            1.4 + r.f() * 2.0
+        };
         let base = exposure[ci].max(Decimal::from(5_000));
         let limit = (base * money(factor) / Decimal::from(1000)).round() * Decimal::from(1000);
         c.credit_limit = Some(limit.max(Decimal::from(5_000)));
@@ -697,38 +837,91 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
         let ci = r.weighted(&customer_cum);
         let p = r.weighted(&product_cum);
         let (kind, resolutions): (&str, &[(&str, &str)]) = match r.range(0, 7) {
-            0 => ("stock_shortage", &[
-                ("transfer", "stock moved from another warehouse; shipped one day late"),
-                ("split_shipment", "partial delivery on time, rest shipped with the next inbound"),
-                ("substitute", "customer accepted the substitute at the contract price"),
-                ("reschedule", "customer agreed a new date"),
-            ]),
-            1 => ("allocation_conflict", &[
-                ("reallocate", "reservation moved to the tier A order; the other order shipped a week later"),
-                ("reschedule", "lower-priority customer agreed to wait"),
-            ]),
-            2 => ("price_mismatch", &[
-                ("apply_price", "price corrected to the contract before invoicing"),
-                ("route_for_approval", "manager approved the discount to keep the deal"),
-            ]),
-            3 => ("credit_hold", &[
-                ("contact_customer", "customer paid the overdue invoice; order released"),
-                ("release_credit_hold", "finance released the order against a payment promise"),
-            ]),
-            4 => ("shipment_delay", &[
-                ("contact_customer", "customer informed; no complaint"),
-                ("reschedule", "delivery moved; customer asked for a discount"),
-            ]),
-            5 => ("supplier_delay", &[
-                ("expedite_purchase", "supplier shipped by air; arrived 9 days earlier"),
-                ("resource_purchase", "bought locally at a higher price"),
-            ]),
-            6 => ("missing_documents", &[
-                ("request_documents", "carrier sent the signed proof of delivery"),
-            ]),
-            _ => ("repeated_changes", &[
-                ("contact_customer", "buyer agreed to a weekly forecast"),
-            ]),
+            0 => (
+                "stock_shortage",
+                &[
+                    (
+                        "transfer",
+                        "stock moved from another warehouse; shipped one day late",
+                    ),
+                    (
+                        "split_shipment",
+                        "partial delivery on time, rest shipped with the next inbound",
+                    ),
+                    (
+                        "substitute",
+                        "customer accepted the substitute at the contract price",
+                    ),
+                    ("reschedule", "customer agreed a new date"),
+                ],
+            ),
+            1 => (
+                "allocation_conflict",
+                &[
+                    (
+                        "reallocate",
+                        "reservation moved to the tier A order; the other order shipped a week later",
+                    ),
+                    ("reschedule", "lower-priority customer agreed to wait"),
+                ],
+            ),
+            2 => (
+                "price_mismatch",
+                &[
+                    (
+                        "apply_price",
+                        "price corrected to the contract before invoicing",
+                    ),
+                    (
+                        "route_for_approval",
+                        "manager approved the discount to keep the deal",
+                    ),
+                ],
+            ),
+            3 => (
+                "credit_hold",
+                &[
+                    (
+                        "contact_customer",
+                        "customer paid the overdue invoice; order released",
+                    ),
+                    (
+                        "release_credit_hold",
+                        "finance released the order against a payment promise",
+                    ),
+                ],
+            ),
+            4 => (
+                "shipment_delay",
+                &[
+                    ("contact_customer", "customer informed; no complaint"),
+                    (
+                        "reschedule",
+                        "delivery moved; customer asked for a discount",
+                    ),
+                ],
+            ),
+            5 => (
+                "supplier_delay",
+                &[
+                    (
+                        "expedite_purchase",
+                        "supplier shipped by air; arrived 9 days earlier",
+                    ),
+                    ("resource_purchase", "bought locally at a higher price"),
+                ],
+            ),
+            6 => (
+                "missing_documents",
+                &[(
+                    "request_documents",
+                    "carrier sent the signed proof of delivery",
+                )],
+            ),
+            _ => (
+                "repeated_changes",
+                &[("contact_customer", "buyer agreed to a weekly forecast")],
+            ),
         };
         let (resolution, outcome) = r.pick(resolutions);
         let detected_at = now - Duration::days(r.range(7, 365));
@@ -759,18 +952,40 @@ mod tests {
 
     #[test]
     fn same_seed_same_data() {
-        let cfg = DemoConfig { seed: 7, orders: 300, now: now() };
+        let cfg = DemoConfig {
+            seed: 7,
+            orders: 300,
+            now: now(),
+        };
         let a = generate(&cfg, &mut |_, _, _| {});
         let b = generate(&cfg, &mut |_, _, _| {});
-        assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap()
+        );
     }
 
     #[test]
     fn references_look_like_odoo() {
-        let s = generate(&DemoConfig { seed: 1, orders: 200, now: now() }, &mut |_, _, _| {});
+        let s = generate(
+            &DemoConfig {
+                seed: 1,
+                orders: 200,
+                now: now(),
+            },
+            &mut |_, _, _| {},
+        );
         assert_eq!(s.orders[41].name, "S00042");
-        assert!(s.pickings.iter().all(|p| p.name.starts_with("WH") && p.name.contains("/OUT/")));
-        assert!(s.inbound.iter().all(|b| b.po_ref.starts_with('P') && b.po_ref.len() == 6));
+        assert!(
+            s.pickings
+                .iter()
+                .all(|p| p.name.starts_with("WH") && p.name.contains("/OUT/"))
+        );
+        assert!(
+            s.inbound
+                .iter()
+                .all(|b| b.po_ref.starts_with('P') && b.po_ref.len() == 6)
+        );
         let (validity, findings) = s.check();
         assert!(validity.lines.iter().all(|&v| v), "{findings:?}");
     }

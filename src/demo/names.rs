@@ -1,47 +1,122 @@
 //! Word lists for believable names: companies by country, product families by category.
 
 /// (country, language, company name prefixes, stems, legal suffixes).
-pub const COUNTRIES: &[(&str, &str, &[&str], &[&str], &[&str])] = &[
+pub type Country = (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+/// Countries customers come from.
+pub const COUNTRIES: &[Country] = &[
     (
         "NL",
         "nl",
-        &["Van Dijk", "De Vries", "Bakker", "Jansen", "Visser", "Smit", "Mulder", "De Boer", "Brouwer", "Hendriks"],
-        &["Installatietechniek", "Bouw", "Metaalwerken", "Techniek", "Onderhoud", "Machinebouw", "Industrie"],
+        &[
+            "Van Dijk", "De Vries", "Bakker", "Jansen", "Visser", "Smit", "Mulder", "De Boer",
+            "Brouwer", "Hendriks",
+        ],
+        &[
+            "Installatietechniek",
+            "Bouw",
+            "Metaalwerken",
+            "Techniek",
+            "Onderhoud",
+            "Machinebouw",
+            "Industrie",
+        ],
         &["B.V.", "B.V.", "N.V."],
     ),
     (
         "DE",
         "de",
-        &["Rhein", "Becker", "Schmidt", "Hoffmann", "Krüger", "Wagner", "Neumann", "Ruhr", "Weser", "Lindner"],
-        &["Bautechnik", "Maschinenbau", "Anlagenbau", "Industrieservice", "Haustechnik", "Fördertechnik", "Metallbau"],
+        &[
+            "Rhein", "Becker", "Schmidt", "Hoffmann", "Krüger", "Wagner", "Neumann", "Ruhr",
+            "Weser", "Lindner",
+        ],
+        &[
+            "Bautechnik",
+            "Maschinenbau",
+            "Anlagenbau",
+            "Industrieservice",
+            "Haustechnik",
+            "Fördertechnik",
+            "Metallbau",
+        ],
         &["GmbH", "GmbH & Co. KG", "AG"],
     ),
     (
         "BE",
         "nl",
-        &["Peeters", "Janssens", "Maes", "Claes", "Wouters", "Dubois", "Lambert"],
-        &["Technics", "Industrie", "Onderhoud", "Constructie", "Engineering"],
+        &[
+            "Peeters", "Janssens", "Maes", "Claes", "Wouters", "Dubois", "Lambert",
+        ],
+        &[
+            "Technics",
+            "Industrie",
+            "Onderhoud",
+            "Constructie",
+            "Engineering",
+        ],
         &["NV", "BV", "SRL"],
     ),
     (
         "FR",
         "fr",
-        &["Moreau", "Lefèvre", "Garnier", "Rousseau", "Faure", "Mercier", "Bonnet", "Lyonnaise", "Rhône"],
-        &["Maintenance", "Industrie", "Équipements", "Mécanique", "Services Techniques", "Bâtiment"],
+        &[
+            "Moreau",
+            "Lefèvre",
+            "Garnier",
+            "Rousseau",
+            "Faure",
+            "Mercier",
+            "Bonnet",
+            "Lyonnaise",
+            "Rhône",
+        ],
+        &[
+            "Maintenance",
+            "Industrie",
+            "Équipements",
+            "Mécanique",
+            "Services Techniques",
+            "Bâtiment",
+        ],
         &["SARL", "SAS", "SA"],
     ),
     (
         "GB",
         "en",
-        &["Whitfield", "Harrington", "Ashworth", "Pennine", "Severn", "Thornton", "Caldwell"],
-        &["Engineering", "Fabrications", "Industrial Services", "Plant Hire", "Maintenance"],
+        &[
+            "Whitfield",
+            "Harrington",
+            "Ashworth",
+            "Pennine",
+            "Severn",
+            "Thornton",
+            "Caldwell",
+        ],
+        &[
+            "Engineering",
+            "Fabrications",
+            "Industrial Services",
+            "Plant Hire",
+            "Maintenance",
+        ],
         &["Ltd", "Ltd", "plc"],
     ),
     (
         "CH",
         "de",
         &["Alpen", "Zürcher", "Berner", "Keller", "Meier", "Brunner"],
-        &["Präzisionstechnik", "Anlagen", "Maschinen", "Gebäudetechnik"],
+        &[
+            "Präzisionstechnik",
+            "Anlagen",
+            "Maschinen",
+            "Gebäudetechnik",
+        ],
         &["AG", "GmbH"],
     ),
     (
@@ -56,15 +131,33 @@ pub const COUNTRIES: &[(&str, &str, &[&str], &[&str], &[&str])] = &[
 /// Countries outside the EU customs union: shipments need export documents.
 pub const EXPORT_COUNTRIES: &[&str] = &["GB", "CH"];
 
-/// (category, dangerous goods, product families: (noun, variant pattern)).
-pub const CATEGORIES: &[(&str, bool, &[(&str, &[&str])])] = &[
+/// A product family: a noun and its variants.
+pub type Family = (&'static str, &'static [&'static str]);
+
+/// (category, dangerous goods, product families).
+pub const CATEGORIES: &[(&str, bool, &[Family])] = &[
     (
         "Fasteners",
         false,
         &[
-            ("Hex bolt", &["M6x20 8.8 zinc", "M8x30 8.8 zinc", "M10x40 10.9", "M12x50 8.8 HDG", "M16x80 A2"]),
-            ("Socket cap screw", &["M5x16 12.9", "M6x25 12.9", "M8x40 A4", "M10x30 12.9"]),
-            ("Hex nut", &["M6 8", "M8 A2", "M10 8 zinc", "M12 10", "M16 A4"]),
+            (
+                "Hex bolt",
+                &[
+                    "M6x20 8.8 zinc",
+                    "M8x30 8.8 zinc",
+                    "M10x40 10.9",
+                    "M12x50 8.8 HDG",
+                    "M16x80 A2",
+                ],
+            ),
+            (
+                "Socket cap screw",
+                &["M5x16 12.9", "M6x25 12.9", "M8x40 A4", "M10x30 12.9"],
+            ),
+            (
+                "Hex nut",
+                &["M6 8", "M8 A2", "M10 8 zinc", "M12 10", "M16 A4"],
+            ),
             ("Anchor bolt", &["M10x90", "M12x110", "M16x145"]),
         ],
     ),
@@ -72,16 +165,28 @@ pub const CATEGORIES: &[(&str, bool, &[(&str, &[&str])])] = &[
         "Bearings",
         false,
         &[
-            ("Deep groove ball bearing", &["6204-2RS", "6205-2Z", "6206-2RS", "6305-2RS", "6007-2Z"]),
-            ("Tapered roller bearing", &["30205", "30206", "32008", "32210"]),
-            ("Pillow block unit", &["UCP204", "UCP205", "UCP206", "UCF207"]),
+            (
+                "Deep groove ball bearing",
+                &["6204-2RS", "6205-2Z", "6206-2RS", "6305-2RS", "6007-2Z"],
+            ),
+            (
+                "Tapered roller bearing",
+                &["30205", "30206", "32008", "32210"],
+            ),
+            (
+                "Pillow block unit",
+                &["UCP204", "UCP205", "UCP206", "UCF207"],
+            ),
         ],
     ),
     (
         "Hydraulics",
         false,
         &[
-            ("Hydraulic hose", &["1SN DN10 1m", "2SN DN12 2m", "4SH DN19 1.5m", "R2AT 3/8 2m"]),
+            (
+                "Hydraulic hose",
+                &["1SN DN10 1m", "2SN DN12 2m", "4SH DN19 1.5m", "R2AT 3/8 2m"],
+            ),
             ("Gear pump", &["8 cc/rev", "11 cc/rev", "16 cc/rev"]),
             ("Directional valve", &["4/3 CETOP3 24V", "4/2 CETOP5 230V"]),
         ],
@@ -90,8 +195,14 @@ pub const CATEGORIES: &[(&str, bool, &[(&str, &[&str])])] = &[
         "Pneumatics",
         false,
         &[
-            ("Pneumatic cylinder", &["ISO 15552 32x100", "ISO 15552 50x200", "ISO 6432 20x50"]),
-            ("Push-in fitting", &["6mm 1/8", "8mm 1/4", "10mm 3/8", "12mm 1/2"]),
+            (
+                "Pneumatic cylinder",
+                &["ISO 15552 32x100", "ISO 15552 50x200", "ISO 6432 20x50"],
+            ),
+            (
+                "Push-in fitting",
+                &["6mm 1/8", "8mm 1/4", "10mm 3/8", "12mm 1/2"],
+            ),
             ("Air filter regulator", &["G1/4", "G3/8", "G1/2"]),
         ],
     ),
@@ -108,16 +219,25 @@ pub const CATEGORIES: &[(&str, bool, &[(&str, &[&str])])] = &[
         "Electrical",
         false,
         &[
-            ("Inductive sensor", &["M12 PNP NO", "M18 PNP NC", "M30 NPN NO"]),
+            (
+                "Inductive sensor",
+                &["M12 PNP NO", "M18 PNP NC", "M30 NPN NO"],
+            ),
             ("Contactor", &["9A 24VDC", "18A 230VAC", "32A 24VDC"]),
-            ("Cable", &["H07RN-F 3G1.5 50m", "NYM-J 5x2.5 100m", "ÖLFLEX 4G1 50m"]),
+            (
+                "Cable",
+                &["H07RN-F 3G1.5 50m", "NYM-J 5x2.5 100m", "ÖLFLEX 4G1 50m"],
+            ),
         ],
     ),
     (
         "Safety",
         false,
         &[
-            ("Safety glove", &["cut C size 9", "cut D size 10", "nitrile size 8"]),
+            (
+                "Safety glove",
+                &["cut C size 9", "cut D size 10", "nitrile size 8"],
+            ),
             ("Safety goggle", &["clear AF", "tinted", "over-spec"]),
             ("Ear defender", &["SNR 30", "SNR 35 helmet"]),
         ],
@@ -126,7 +246,10 @@ pub const CATEGORIES: &[(&str, bool, &[(&str, &[&str])])] = &[
         "Adhesives & Chemicals",
         true,
         &[
-            ("Threadlocker", &["medium 50ml", "high 50ml", "medium 250ml"]),
+            (
+                "Threadlocker",
+                &["medium 50ml", "high 50ml", "medium 250ml"],
+            ),
             ("Industrial cleaner", &["5L", "20L"]),
             ("Contact adhesive", &["1L", "5L"]),
         ],
@@ -135,7 +258,10 @@ pub const CATEGORIES: &[(&str, bool, &[(&str, &[&str])])] = &[
         "Welding",
         true,
         &[
-            ("Welding wire", &["SG2 1.0mm 15kg", "SG2 0.8mm 5kg", "316LSi 1.0mm"]),
+            (
+                "Welding wire",
+                &["SG2 1.0mm 15kg", "SG2 0.8mm 5kg", "316LSi 1.0mm"],
+            ),
             ("Argon mix cylinder", &["20L 200bar", "50L 200bar"]),
             ("Electrode", &["E6013 2.5mm", "E7018 3.2mm"]),
         ],
@@ -182,4 +308,10 @@ pub const CARRIERS: &[(&str, f32, u32)] = &[
 ];
 
 /// Odoo users who edit orders.
-pub const USERS: &[&str] = &["Marc Demo", "Sanne Jacobs", "Lukas Weber", "Claire Martin", "Tom Peeters"];
+pub const USERS: &[&str] = &[
+    "Marc Demo",
+    "Sanne Jacobs",
+    "Lukas Weber",
+    "Claire Martin",
+    "Tom Peeters",
+];

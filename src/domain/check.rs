@@ -67,7 +67,10 @@ impl Snapshot {
                 push(
                     "order_unknown_customer",
                     o.name.clone(),
-                    format!("order {} refers to a customer that is not in the data", o.name),
+                    format!(
+                        "order {} refers to a customer that is not in the data",
+                        o.name
+                    ),
                 );
                 orders[i] = false;
             }
@@ -75,7 +78,10 @@ impl Snapshot {
                 push(
                     "order_unknown_warehouse",
                     o.name.clone(),
-                    format!("order {} refers to a warehouse that is not in the data", o.name),
+                    format!(
+                        "order {} refers to a warehouse that is not in the data",
+                        o.name
+                    ),
                 );
                 orders[i] = false;
             }
@@ -113,15 +119,24 @@ impl Snapshot {
                 lines[i] = false; // its order is already reported
                 None
             } else if !in_range(&self.products, l.product) {
-                Some(("line_unknown_product", "refers to a product that is not in the data"))
+                Some((
+                    "line_unknown_product",
+                    "refers to a product that is not in the data",
+                ))
             } else if negative(l.qty) {
                 Some(("line_negative_quantity", "has a negative ordered quantity"))
             } else if negative(l.qty_delivered) || negative(l.qty_invoiced) {
-                Some(("line_negative_progress", "has a negative delivered or invoiced quantity"))
+                Some((
+                    "line_negative_progress",
+                    "has a negative delivered or invoiced quantity",
+                ))
             } else if negative(l.price_unit) {
                 Some(("line_negative_price", "has a negative unit price"))
             } else if negative(l.discount) || l.discount > Decimal::ONE_HUNDRED {
-                Some(("line_discount_out_of_range", "has a discount outside 0–100%"))
+                Some((
+                    "line_discount_out_of_range",
+                    "has a discount outside 0–100%",
+                ))
             } else {
                 None
             };
@@ -172,7 +187,10 @@ impl Snapshot {
                 _ => push(
                     "stock_unknown_reference",
                     format!("quant {}", s.id),
-                    format!("stock record {} refers to an unknown product or warehouse", s.id),
+                    format!(
+                        "stock record {} refers to an unknown product or warehouse",
+                        s.id
+                    ),
                 ),
             }
         }
@@ -185,7 +203,10 @@ impl Snapshot {
                 push(
                     "inbound_unknown_reference",
                     b.po_ref.clone(),
-                    format!("purchase line {} of {} refers to an unknown product, warehouse or supplier", b.id, b.po_ref),
+                    format!(
+                        "purchase line {} of {} refers to an unknown product, warehouse or supplier",
+                        b.id, b.po_ref
+                    ),
                 );
             }
         }
@@ -222,7 +243,10 @@ impl Snapshot {
                 push(
                     "contract_unknown_reference",
                     c.reference.clone(),
-                    format!("contract price {} refers to an unknown customer or product", c.reference),
+                    format!(
+                        "contract price {} refers to an unknown customer or product",
+                        c.reference
+                    ),
                 );
             }
         }

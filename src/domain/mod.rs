@@ -13,6 +13,8 @@
 //! data-quality findings instead of letting anything downstream panic.
 
 mod check;
+#[cfg(test)]
+pub mod testkit;
 
 pub use check::{DataQualityFinding, Validity};
 
@@ -328,7 +330,9 @@ impl OrderLine {
         // Dividing by 100 is a change of scale: exact, and far cheaper than a division.
         match x.set_scale(x.scale() + 2) {
             Ok(()) => x,
-            Err(_) => self.price_unit * (Decimal::ONE_HUNDRED - self.discount) / Decimal::ONE_HUNDRED,
+            Err(_) => {
+                self.price_unit * (Decimal::ONE_HUNDRED - self.discount) / Decimal::ONE_HUNDRED
+            }
         }
     }
 

@@ -24,11 +24,17 @@ use expr::Expr;
 
 /// The default policy files, compiled into the binary so the product runs without them.
 pub const EMBEDDED: &[(&str, &str)] = &[
-    ("approvals.toml", include_str!("../../policies/approvals.toml")),
+    (
+        "approvals.toml",
+        include_str!("../../policies/approvals.toml"),
+    ),
     ("roles.toml", include_str!("../../policies/roles.toml")),
     ("routing.toml", include_str!("../../policies/routing.toml")),
     ("rules.toml", include_str!("../../policies/rules.toml")),
-    ("thresholds.toml", include_str!("../../policies/thresholds.toml")),
+    (
+        "thresholds.toml",
+        include_str!("../../policies/thresholds.toml"),
+    ),
 ];
 
 /// A policy that failed to load. The message names the file, the key and the problem.
@@ -502,12 +508,16 @@ impl Policy {
             key: key.to_string(),
             hint: hint.to_string(),
         };
-        let (roles_file, roles) = roles.ok_or_else(|| missing("roles", "the list of role names"))?;
+        let (roles_file, roles) =
+            roles.ok_or_else(|| missing("roles", "the list of role names"))?;
         let (thr_file, thresholds) =
             thresholds.ok_or_else(|| missing("thresholds", "when conditions become exceptions"))?;
-        let (sc_file, scoring) = scoring.ok_or_else(|| missing("scoring", "how impact becomes a score"))?;
-        let (rt_file, routing) = routing.ok_or_else(|| missing("routing", "owner roles per kind"))?;
-        let (ap_file, approvals) = approvals.ok_or_else(|| missing("approvals", "who approves each action"))?;
+        let (sc_file, scoring) =
+            scoring.ok_or_else(|| missing("scoring", "how impact becomes a score"))?;
+        let (rt_file, routing) =
+            routing.ok_or_else(|| missing("routing", "owner roles per kind"))?;
+        let (ap_file, approvals) =
+            approvals.ok_or_else(|| missing("approvals", "who approves each action"))?;
 
         let invalid = |file: &str, key: String, problem: String| PolicyError::Invalid {
             file: file.to_string(),
@@ -516,7 +526,11 @@ impl Policy {
         };
 
         if roles.is_empty() {
-            return Err(invalid(&roles_file, "roles.names".into(), "must name at least one role".into()));
+            return Err(invalid(
+                &roles_file,
+                "roles.names".into(),
+                "must name at least one role".into(),
+            ));
         }
         for r in &roles {
             if !valid_name(r) {
@@ -542,15 +556,31 @@ impl Policy {
         // Thresholds and scoring: ranges.
         let pct = |file: &str, key: &str, v: Decimal| -> Result<(), PolicyError> {
             if v < Decimal::ZERO || v > Decimal::ONE_HUNDRED {
-                Err(invalid(file, key.into(), format!("{v} is not a percentage between 0 and 100")))
+                Err(invalid(
+                    file,
+                    key.into(),
+                    format!("{v} is not a percentage between 0 and 100"),
+                ))
             } else {
                 Ok(())
             }
         };
         let p = &thresholds.price_mismatch;
-        pct(&thr_file, "thresholds.price_mismatch.contract_tolerance_pct", p.contract_tolerance_pct)?;
-        pct(&thr_file, "thresholds.price_mismatch.margin_floor_pct", p.margin_floor_pct)?;
-        pct(&thr_file, "thresholds.price_mismatch.max_discount_pct", p.max_discount_pct)?;
+        pct(
+            &thr_file,
+            "thresholds.price_mismatch.contract_tolerance_pct",
+            p.contract_tolerance_pct,
+        )?;
+        pct(
+            &thr_file,
+            "thresholds.price_mismatch.margin_floor_pct",
+            p.margin_floor_pct,
+        )?;
+        pct(
+            &thr_file,
+            "thresholds.price_mismatch.max_discount_pct",
+            p.max_discount_pct,
+        )?;
         let share = thresholds.credit_hold.late_payer_share;
         if !(0.0..=1.0).contains(&share) {
             return Err(invalid(
@@ -590,9 +620,17 @@ impl Policy {
             ));
         }
         if scoring.lateness_full_at_hours == 0 {
-            return Err(invalid(&sc_file, "scoring.lateness_full_at_hours".into(), "must be positive".into()));
+            return Err(invalid(
+                &sc_file,
+                "scoring.lateness_full_at_hours".into(),
+                "must be positive".into(),
+            ));
         }
-        for (t, f) in [("A", scoring.tier_factor.a), ("B", scoring.tier_factor.b), ("C", scoring.tier_factor.c)] {
+        for (t, f) in [
+            ("A", scoring.tier_factor.a),
+            ("B", scoring.tier_factor.b),
+            ("C", scoring.tier_factor.c),
+        ] {
             if !(0.0..=1.0).contains(&f) {
                 return Err(invalid(
                     &sc_file,
@@ -657,13 +695,21 @@ impl Policy {
                 ));
             }
             if rule.roles.is_empty() {
-                return Err(invalid(&ap_file, format!("{key}.roles"), "must name at least one role".into()));
+                return Err(invalid(
+                    &ap_file,
+                    format!("{key}.roles"),
+                    "must name at least one role".into(),
+                ));
             }
             for r in &rule.roles {
                 check_role(&ap_file, format!("{key}.roles"), r)?;
             }
             if rule.expires_hours == 0 {
-                return Err(invalid(&ap_file, format!("{key}.expires_hours"), "must be positive".into()));
+                return Err(invalid(
+                    &ap_file,
+                    format!("{key}.expires_hours"),
+                    "must be positive".into(),
+                ));
             }
         }
 
@@ -676,11 +722,20 @@ impl Policy {
                 return Err(invalid(
                     &file,
                     format!("rules[{i}].name"),
-                    format!("`{}` is not a valid rule name (lowercase letters, digits and _)", r.name),
+                    format!(
+                        "`{}` is not a valid rule name (lowercase letters, digits and _)",
+                        r.name
+                    ),
                 ));
             }
-            if BUILTIN_KINDS.contains(&r.name.as_str()) || rules.iter().any(|x: &CustomRule| x.name == r.name) {
-                return Err(invalid(&file, format!("{key}.name"), "name already used".into()));
+            if BUILTIN_KINDS.contains(&r.name.as_str())
+                || rules.iter().any(|x: &CustomRule| x.name == r.name)
+            {
+                return Err(invalid(
+                    &file,
+                    format!("{key}.name"),
+                    "name already used".into(),
+                ));
             }
             let when = Expr::compile(&r.when, &schema)
                 .map_err(|e| invalid(&file, format!("{key}.when"), e.to_string()))?;
@@ -709,7 +764,10 @@ impl Policy {
                 return Err(invalid(
                     &file,
                     format!("{key}.recommend"),
-                    format!("unknown action `{a}` (known actions: {})", ACTIONS.join(", ")),
+                    format!(
+                        "unknown action `{a}` (known actions: {})",
+                        ACTIONS.join(", ")
+                    ),
                 ));
             }
             rules.push(CustomRule {
@@ -755,7 +813,10 @@ impl Policy {
 
     /// Roles allowed to approve an action.
     pub fn approvers(&self, action: &str) -> &[String] {
-        self.approvals.get(action).map(|a| a.roles.as_slice()).unwrap_or(&[])
+        self.approvals
+            .get(action)
+            .map(|a| a.roles.as_slice())
+            .unwrap_or(&[])
     }
 
     /// Severity of a score under this policy.
@@ -796,7 +857,8 @@ fn check_route(
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 #[cfg(test)]
@@ -805,7 +867,10 @@ mod tests {
     use super::*;
 
     fn embedded_files() -> Vec<(String, String)> {
-        EMBEDDED.iter().map(|(n, c)| (n.to_string(), c.to_string())).collect()
+        EMBEDDED
+            .iter()
+            .map(|(n, c)| (n.to_string(), c.to_string()))
+            .collect()
     }
 
     fn with_replaced(file: &str, from: &str, to: &str) -> Vec<(String, String)> {
@@ -832,26 +897,38 @@ mod tests {
     #[test]
     fn version_changes_with_content() {
         let a = Policy::embedded().unwrap().version;
-        let b = Policy::from_files(&with_replaced("thresholds.toml", "min_changes = 3", "min_changes = 4"))
-            .unwrap()
-            .version;
+        let b = Policy::from_files(&with_replaced(
+            "thresholds.toml",
+            "min_changes = 3",
+            "min_changes = 4",
+        ))
+        .unwrap()
+        .version;
         assert_ne!(a, b);
     }
 
     #[test]
     fn unknown_key_names_file_and_key() {
-        let e = Policy::from_files(&with_replaced("thresholds.toml", "grace_hours = 4", "grace_hour = 4"))
-            .unwrap_err()
-            .to_string();
+        let e = Policy::from_files(&with_replaced(
+            "thresholds.toml",
+            "grace_hours = 4",
+            "grace_hour = 4",
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("thresholds.toml:"), "{e}");
         assert!(e.contains("grace_hour"), "{e}");
     }
 
     #[test]
     fn unknown_role_is_rejected() {
-        let e = Policy::from_files(&with_replaced("routing.toml", "owner = \"buyer\"", "owner = \"byer\""))
-            .unwrap_err()
-            .to_string();
+        let e = Policy::from_files(&with_replaced(
+            "routing.toml",
+            "owner = \"buyer\"",
+            "owner = \"byer\"",
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("routing.toml"), "{e}");
         assert!(e.contains("routing.supplier_delay.owner"), "{e}");
         assert!(e.contains("unknown role `byer`"), "{e}");
@@ -873,19 +950,30 @@ mod tests {
 
     #[test]
     fn weights_must_sum_to_100() {
-        let e = Policy::from_files(&with_replaced("thresholds.toml", "revenue = 40", "revenue = 41"))
-            .unwrap_err()
-            .to_string();
+        let e = Policy::from_files(&with_replaced(
+            "thresholds.toml",
+            "revenue = 40",
+            "revenue = 41",
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("scoring.weights"), "{e}");
         assert!(e.contains("101"), "{e}");
     }
 
     #[test]
     fn percentages_are_bounded() {
-        let e = Policy::from_files(&with_replaced("thresholds.toml", "margin_floor_pct = 8", "margin_floor_pct = 180"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("thresholds.price_mismatch.margin_floor_pct"), "{e}");
+        let e = Policy::from_files(&with_replaced(
+            "thresholds.toml",
+            "margin_floor_pct = 8",
+            "margin_floor_pct = 180",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("thresholds.price_mismatch.margin_floor_pct"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -893,21 +981,34 @@ mod tests {
         let mut files = embedded_files();
         files.push(("extra.toml".into(), "[roles]\nnames = [\"x\"]\n".into()));
         let e = Policy::from_files(&files).unwrap_err().to_string();
-        assert!(e.contains("extra.toml") && e.contains("already defined in roles.toml"), "{e}");
+        assert!(
+            e.contains("extra.toml") && e.contains("already defined in roles.toml"),
+            "{e}"
+        );
     }
 
     #[test]
     fn missing_section_is_named() {
-        let files: Vec<_> = embedded_files().into_iter().filter(|(n, _)| n != "approvals.toml").collect();
+        let files: Vec<_> = embedded_files()
+            .into_iter()
+            .filter(|(n, _)| n != "approvals.toml")
+            .collect();
         let e = Policy::from_files(&files).unwrap_err().to_string();
         assert!(e.contains("approvals"), "{e}");
     }
 
     #[test]
     fn missing_action_is_named() {
-        let e = Policy::from_files(&with_replaced("approvals.toml", "[approvals.transfer]", "[approvals.transfr]"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("approvals.transfer") && e.contains("missing"), "{e}");
+        let e = Policy::from_files(&with_replaced(
+            "approvals.toml",
+            "[approvals.transfer]",
+            "[approvals.transfr]",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("approvals.transfer") && e.contains("missing"),
+            "{e}"
+        );
     }
 }

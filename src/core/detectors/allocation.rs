@@ -74,9 +74,15 @@ fn priority_key(ctx: &Context, li: Ix) -> (Tier, DateTime<Utc>) {
 
 pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
     let snap = ctx.snap;
-    let starving_by =
-        ctx.now + Duration::days(i64::from(ctx.policy.thresholds.allocation_conflict.starving_within_days));
-    let horizon = ctx.now + Duration::days(i64::from(ctx.policy.thresholds.stock_shortage.horizon_days));
+    let starving_by = ctx.now
+        + Duration::days(i64::from(
+            ctx.policy
+                .thresholds
+                .allocation_conflict
+                .starving_within_days,
+        ));
+    let horizon =
+        ctx.now + Duration::days(i64::from(ctx.policy.thresholds.stock_shortage.horizon_days));
 
     let n_wh = snap.warehouses.len();
     let mut pools: Vec<u16> = Vec::new();
@@ -87,7 +93,9 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         pools.clear();
         for (w, wh) in snap.warehouses.iter().enumerate() {
             let lines = ctx.slot_lines(p as usize * n_wh + w);
-            if lines.iter().any(|sl| starving(ctx, sl.line, starving_by)) && !pools.contains(&wh.pool) {
+            if lines.iter().any(|sl| starving(ctx, sl.line, starving_by))
+                && !pools.contains(&wh.pool)
+            {
                 pools.push(wh.pool);
             }
         }
@@ -106,12 +114,18 @@ fn solve_pool(
     out: &mut Vec<Exception>,
 ) {
     let snap = ctx.snap;
-    let in_pool = |w: Ix| snap.warehouses.get(w as usize).is_some_and(|x| x.pool == pool);
+    let in_pool = |w: Ix| {
+        snap.warehouses
+            .get(w as usize)
+            .is_some_and(|x| x.pool == pool)
+    };
     let horizon_ts = horizon.timestamp();
     let mut demands: Vec<Ix> = ctx
         .product_lines(p)
         .iter()
-        .filter(|sl| sl.need <= horizon_ts && ctx.order_of(sl.line).is_some_and(|o| in_pool(o.warehouse)))
+        .filter(|sl| {
+            sl.need <= horizon_ts && ctx.order_of(sl.line).is_some_and(|o| in_pool(o.warehouse))
+        })
         .map(|sl| sl.line)
         .collect();
     demands.sort_unstable_by_key(|&l| (ctx.need(l), l));
@@ -123,20 +137,35 @@ fn solve_pool(
         if !in_pool(w) {
             continue;
         }
-        let on_hand = ctx.stock.get(ctx.slot(p, w)).map(|s| s.0).unwrap_or_default();
+        let on_hand = ctx
+            .stock
+            .get(ctx.slot(p, w))
+            .map(|s| s.0)
+            .unwrap_or_default();
         if units(on_hand) > 0 {
             sources.push(Source::Stock { warehouse: w });
-            supplies.push(Supply { qty: units(on_hand) });
+            supplies.push(Supply {
+                qty: units(on_hand),
+            });
         }
     }
-    for b in ctx.product_inbound(p).iter().filter_map(|&i| snap.inbound.get(i as usize)) {
+    for b in ctx
+        .product_inbound(p)
+        .iter()
+        .filter_map(|&i| snap.inbound.get(i as usize))
+    {
         if b.state == PurchaseState::Purchase
             && in_pool(b.warehouse)
             && let Some(at) = b.planned
             && units(b.open_qty()) > 0
         {
-            sources.push(Source::Inbound { warehouse: b.warehouse, at });
-            supplies.push(Supply { qty: units(b.open_qty()) });
+            sources.push(Source::Inbound {
+                warehouse: b.warehouse,
+                at,
+            });
+            supplies.push(Supply {
+                qty: units(b.open_qty()),
+            });
         }
     }
     if supplies.is_empty() || demands.is_empty() {
@@ -151,24 +180,36 @@ fn solve_pool(
         .collect();
     let value_matrix: Vec<Vec<Option<i64>>> = sources
         .iter()
-        .map(|s| keys.iter().map(|&(t, n, w)| value(ctx, t, n, w, s)).collect())
+        .map(|s| {
+            keys.iter()
+                .map(|&(t, n, w)| value(ctx, t, n, w, s))
+                .collect()
+        })
         .collect();
     let problem = Problem {
         supplies,
         demands: demands
             .iter()
             .map(|&l| Demand {
-                qty: units(snap.lines.get(l as usize).map(|x| x.open_qty()).unwrap_or_default()),
+                qty: units(
+                    snap.lines
+                        .get(l as usize)
+                        .map(|x| x.open_qty())
+                        .unwrap_or_default(),
+                ),
             })
             .collect(),
         value: value_matrix,
     };
-    let Ok(solution) = solve(&problem) else { return };
+    let Ok(solution) = solve(&problem) else {
+        return;
+    };
 
     // Ideal stock (same warehouse) per demand.
     let mut ideal = vec![0i64; demands.len()];
     for a in &solution.assignments {
-        if let (Some(Source::Stock { warehouse }), Some(k)) = (sources.get(a.supply), keys.get(a.demand))
+        if let (Some(Source::Stock { warehouse }), Some(k)) =
+            (sources.get(a.supply), keys.get(a.demand))
             && *warehouse == k.2
             && let Some(x) = ideal.get_mut(a.demand)
         {
@@ -180,9 +221,12 @@ fn solve_pool(
         if !in_pool(w) {
             continue;
         }
-        let (on_hand, reserved_total, stock_ix) = ctx.stock.get(ctx.slot(p, w)).cloned().unwrap_or_default();
+        let (on_hand, reserved_total, stock_ix) =
+            ctx.stock.get(ctx.slot(p, w)).cloned().unwrap_or_default();
         let mut free = units(on_hand - reserved_total);
-        let idx: Vec<usize> = (0..demands.len()).filter(|&i| keys.get(i).is_some_and(|k| k.2 == w)).collect();
+        let idx: Vec<usize> = (0..demands.len())
+            .filter(|&i| keys.get(i).is_some_and(|k| k.2 == w))
+            .collect();
         let reserved = |i: usize| {
             demands
                 .get(i)
@@ -199,7 +243,11 @@ fn solve_pool(
             })
             .collect();
         // Lowest priority gives first.
-        givers.sort_by(|a, b| keys.get(b.0).map(|k| (k.0, k.1)).cmp(&keys.get(a.0).map(|k| (k.0, k.1))));
+        givers.sort_by(|a, b| {
+            keys.get(b.0)
+                .map(|k| (k.0, k.1))
+                .cmp(&keys.get(a.0).map(|k| (k.0, k.1)))
+        });
         // Receivers: starving, highest priority first.
         let mut receivers: Vec<usize> = idx
             .iter()
@@ -262,8 +310,13 @@ fn emit(
     out: &mut Vec<Exception>,
 ) {
     let snap = ctx.snap;
-    let (Some(line), Some(order)) = (snap.lines.get(rl as usize), ctx.order_of(rl)) else { return };
-    let (Some(product), Some(wh)) = (snap.products.get(line.product as usize), snap.warehouses.get(w as usize)) else {
+    let (Some(line), Some(order)) = (snap.lines.get(rl as usize), ctx.order_of(rl)) else {
+        return;
+    };
+    let (Some(product), Some(wh)) = (
+        snap.products.get(line.product as usize),
+        snap.warehouses.get(w as usize),
+    ) else {
         return;
     };
     let total: i64 = moves.iter().map(|m| m.1).sum();
@@ -285,7 +338,10 @@ fn emit(
         .collect();
     let title = format!(
         "{lref} (tier {}) starves for {} × {} held by {}",
-        snap.customers.get(order.customer as usize).map(|c| c.tier.as_str()).unwrap_or("?"),
+        snap.customers
+            .get(order.customer as usize)
+            .map(|c| c.tier.as_str())
+            .unwrap_or("?"),
         qty,
         product.sku,
         holders.join(", ")
@@ -298,12 +354,21 @@ fn emit(
         Some(line),
         title,
         "thresholds.allocation_conflict.starving_within_days".into(),
-        impact(ctx, order, qty * line.net_price(), margin_on(ctx, line, qty), hours),
+        impact(
+            ctx,
+            order,
+            qty * line.net_price(),
+            margin_on(ctx, line, qty),
+            hours,
+        ),
     );
     e.related_orders = holders;
     e.related_orders.dedup();
     let tier_of = |o: &crate::domain::SalesOrder| {
-        snap.customers.get(o.customer as usize).map(|c| c.tier.as_str()).unwrap_or("?")
+        snap.customers
+            .get(o.customer as usize)
+            .map(|c| c.tier.as_str())
+            .unwrap_or("?")
     };
     e.evidence.push(ev(
         format!(
@@ -327,11 +392,16 @@ fn emit(
             Num(reserved_total)
         ),
         "stock.quant",
-        stock_ix.and_then(|i| snap.stock.get(i as usize)).map(|s| s.id).unwrap_or(0),
+        stock_ix
+            .and_then(|i| snap.stock.get(i as usize))
+            .map(|s| s.id)
+            .unwrap_or(0),
         format!("{}@{}", product.sku, wh.code),
     ));
     for &(gl, q) in moves {
-        let (Some(gline), Some(gorder)) = (snap.lines.get(gl as usize), ctx.order_of(gl)) else { continue };
+        let (Some(gline), Some(gorder)) = (snap.lines.get(gl as usize), ctx.order_of(gl)) else {
+            continue;
+        };
         let gref = line_ref(gorder, gline);
         let gneed = ctx.need(gl);
         e.evidence.push(ev(
@@ -351,10 +421,11 @@ fn emit(
             tier_of(gorder),
             day(gneed)
         )];
-        if let Some(eta) = ctx.coverage(gl).and_then(|c| c.eta).or_else(|| {
-            ctx.coverage(rl)
-                .and_then(|c| c.eta)
-        }) {
+        if let Some(eta) = ctx
+            .coverage(gl)
+            .and_then(|c| c.eta)
+            .or_else(|| ctx.coverage(rl).and_then(|c| c.eta))
+        {
             tradeoffs.push(format!("next supply for it is planned for {}", day(eta)));
         }
         e.recommendations.push(rec(
@@ -368,7 +439,10 @@ fn emit(
                 to_order: order.name.clone(),
                 to_line: line.id,
             },
-            format!("Reallocate {} × {} in {} from {gref} to {lref}", q, product.sku, wh.code),
+            format!(
+                "Reallocate {} × {} in {} from {gref} to {lref}",
+                q, product.sku, wh.code
+            ),
             tradeoffs,
         ));
     }
@@ -377,7 +451,10 @@ fn emit(
         "thresholds.allocation_conflict.starving_within_days",
         format!(
             "lines due within {} days may take stock from lower-priority reservations",
-            ctx.policy.thresholds.allocation_conflict.starving_within_days
+            ctx.policy
+                .thresholds
+                .allocation_conflict
+                .starving_within_days
         ),
     ));
     e.confidence = 0.85;

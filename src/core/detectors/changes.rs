@@ -18,7 +18,9 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         if n < t.min_changes {
             continue;
         }
-        let Some(order) = snap.orders.get(oi) else { continue };
+        let Some(order) = snap.orders.get(oi) else {
+            continue;
+        };
         if !ctx.valid.order(oi) || !ctx.order_active(order) {
             continue;
         }
@@ -34,7 +36,9 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 }
             }
         }
-        let Some(customer) = snap.customers.get(order.customer as usize) else { continue };
+        let Some(customer) = snap.customers.get(order.customer as usize) else {
+            continue;
+        };
         let lines = snap.order_lines(order);
         let value = ctx.order_value(oi as u32);
         let margin: Decimal = lines.iter().map(|l| margin_on(ctx, l, l.open_qty())).sum();
@@ -55,7 +59,9 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         let empty = Vec::new();
         let changes = by_order.get(oi).unwrap_or(&empty);
         for &ci in changes.iter().rev().take(6) {
-            let Some(ch) = snap.changes.get(ci as usize) else { continue };
+            let Some(ch) = snap.changes.get(ci as usize) else {
+                continue;
+            };
             e.evidence.push(ev(
                 format!(
                     "{}: {} changed from {} to {} by {}",
@@ -72,7 +78,10 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         }
         if customer.key_account {
             e.evidence.push(ev(
-                format!("{} is a key account (tier {})", customer.name, customer.tier),
+                format!(
+                    "{} is a key account (tier {})",
+                    customer.name, customer.tier
+                ),
                 "res.partner",
                 customer.id,
                 customer.reference.clone(),
@@ -81,7 +90,10 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         e.evidence.push(policy_ev(
             ctx,
             "thresholds.repeated_changes.min_changes",
-            format!("{} or more changes within {} days", t.min_changes, t.window_days),
+            format!(
+                "{} or more changes within {} days",
+                t.min_changes, t.window_days
+            ),
         ));
         e.confidence = if customer.key_account { 0.9 } else { 0.75 };
         e.recommendations.push(rec(

@@ -15,7 +15,9 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
     let snap = ctx.snap;
     let t = &ctx.policy.thresholds.credit_hold;
     for (ci, customer) in snap.customers.iter().enumerate() {
-        let Some(pos) = ctx.credit.get(ci) else { continue };
+        let Some(pos) = ctx.credit.get(ci) else {
+            continue;
+        };
         if pos.open_orders.is_empty() {
             continue;
         }
@@ -30,9 +32,15 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
 
         let mut exposure = pos.receivables;
         for &oi in &pos.open_orders {
-            let Some(order) = snap.orders.get(oi as usize) else { continue };
+            let Some(order) = snap.orders.get(oi as usize) else {
+                continue;
+            };
             let lines = snap.order_lines(order);
-            let this = ctx.order_uninvoiced.get(oi as usize).copied().unwrap_or_default();
+            let this = ctx
+                .order_uninvoiced
+                .get(oi as usize)
+                .copied()
+                .unwrap_or_default();
             exposure += this;
             let open_value = ctx.order_value(oi);
             if open_value <= Decimal::ZERO {
@@ -112,7 +120,10 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     customer.reference.clone(),
                 )),
             }
-            if let Some(inv) = pos.oldest_overdue.and_then(|i| snap.invoices.get(i as usize)) {
+            if let Some(inv) = pos
+                .oldest_overdue
+                .and_then(|i| snap.invoices.get(i as usize))
+            {
                 e.evidence.push(ev(
                     format!(
                         "{} ({} open) was due {}, {} days ago",
@@ -169,9 +180,17 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     ctx,
                     Action::RouteForApproval {
                         order: order.name.clone(),
-                        role: ctx.policy.approvers("release_credit_hold").first().cloned().unwrap_or_default(),
+                        role: ctx
+                            .policy
+                            .approvers("release_credit_hold")
+                            .first()
+                            .cloned()
+                            .unwrap_or_default(),
                     },
-                    format!("Ship only what fits the remaining credit ({})", Money(headroom)),
+                    format!(
+                        "Ship only what fits the remaining credit ({})",
+                        Money(headroom)
+                    ),
                     vec!["partial delivery; the rest waits for payment".to_string()],
                 ));
             }
@@ -183,7 +202,11 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 },
                 format!("Release {} despite the credit position", order.name),
                 vec![
-                    format!("adds {} to an exposure already at {}", Money(this), Money(exposure - this)),
+                    format!(
+                        "adds {} to an exposure already at {}",
+                        Money(this),
+                        Money(exposure - this)
+                    ),
                     if weak_payer {
                         format!("{:.0}% of invoices were paid late", late_share * 100.0)
                     } else {

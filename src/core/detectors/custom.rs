@@ -32,7 +32,13 @@ impl<'c, 'a> RuleRecord<'c, 'a> {
             None => None,
         };
         let open_value = ctx.order_value(oi);
-        Some(RuleRecord { ctx, oi, order, line, open_value })
+        Some(RuleRecord {
+            ctx,
+            oi,
+            order,
+            line,
+            open_value,
+        })
     }
 
     fn customer(&self) -> Option<&'a crate::domain::Customer> {
@@ -40,7 +46,8 @@ impl<'c, 'a> RuleRecord<'c, 'a> {
     }
 
     fn product(&self) -> Option<&'a crate::domain::Product> {
-        self.line.and_then(|(_, l)| self.ctx.snap.products.get(l.product as usize))
+        self.line
+            .and_then(|(_, l)| self.ctx.snap.products.get(l.product as usize))
     }
 
     fn order_need_hours(&self) -> Option<i64> {
@@ -92,7 +99,10 @@ impl Record for RuleRecord<'_, '_> {
             Field::LineReservedQty => line.map(|l| num(l.qty_reserved)).unwrap_or(Value::Null),
             Field::LinePriceUnit => line.map(|l| num(l.price_unit)).unwrap_or(Value::Null),
             Field::LineDiscountPct => line.map(|l| num(l.discount)).unwrap_or(Value::Null),
-            Field::LineNetPrice => self.line.map(|(li, _)| num(ctx.net(li))).unwrap_or(Value::Null),
+            Field::LineNetPrice => self
+                .line
+                .map(|(li, _)| num(ctx.net(li)))
+                .unwrap_or(Value::Null),
             Field::LineMarginPct => match (self.line, self.product().and_then(|p| p.cost)) {
                 (Some((li, _)), Some(cost)) if ctx.net(li) > Decimal::ZERO => {
                     let net = ctx.net(li);
@@ -100,28 +110,60 @@ impl Record for RuleRecord<'_, '_> {
                 }
                 _ => Value::Null,
             },
-            Field::LineOpenValue => self.line.map(|(li, _)| num(ctx.open_value(li))).unwrap_or(Value::Null),
+            Field::LineOpenValue => self
+                .line
+                .map(|(li, _)| num(ctx.open_value(li)))
+                .unwrap_or(Value::Null),
             Field::LineHoursToPromise => self
                 .line
                 .map(|(li, _)| int((ctx.need(li) - ctx.now).num_hours()))
                 .unwrap_or(Value::Null),
-            Field::ProductSku => self.product().map(|p| Value::Str(&p.sku)).unwrap_or(Value::Null),
-            Field::ProductCategory => self.product().map(|p| Value::Str(&p.category)).unwrap_or(Value::Null),
-            Field::ProductCost => self.product().and_then(|p| p.cost).map(num).unwrap_or(Value::Null),
-            Field::ProductListPrice => self.product().map(|p| num(p.list_price)).unwrap_or(Value::Null),
+            Field::ProductSku => self
+                .product()
+                .map(|p| Value::Str(&p.sku))
+                .unwrap_or(Value::Null),
+            Field::ProductCategory => self
+                .product()
+                .map(|p| Value::Str(&p.category))
+                .unwrap_or(Value::Null),
+            Field::ProductCost => self
+                .product()
+                .and_then(|p| p.cost)
+                .map(num)
+                .unwrap_or(Value::Null),
+            Field::ProductListPrice => self
+                .product()
+                .map(|p| num(p.list_price))
+                .unwrap_or(Value::Null),
             Field::ProductFreeStock => line
                 .and_then(|l| ctx.stock.get(ctx.slot(l.product, self.order.warehouse)))
                 .map(|s| num(s.0 - s.1))
                 .unwrap_or(Value::Null),
-            Field::CustomerName => self.customer().map(|c| Value::Str(&c.name)).unwrap_or(Value::Null),
-            Field::CustomerTier => self.customer().map(|c| Value::Str(c.tier.as_str())).unwrap_or(Value::Null),
-            Field::CustomerKeyAccount => self.customer().map(|c| Value::Bool(c.key_account)).unwrap_or(Value::Null),
-            Field::CustomerCountry => self.customer().map(|c| Value::Str(&c.country)).unwrap_or(Value::Null),
+            Field::CustomerName => self
+                .customer()
+                .map(|c| Value::Str(&c.name))
+                .unwrap_or(Value::Null),
+            Field::CustomerTier => self
+                .customer()
+                .map(|c| Value::Str(c.tier.as_str()))
+                .unwrap_or(Value::Null),
+            Field::CustomerKeyAccount => self
+                .customer()
+                .map(|c| Value::Bool(c.key_account))
+                .unwrap_or(Value::Null),
+            Field::CustomerCountry => self
+                .customer()
+                .map(|c| Value::Str(&c.country))
+                .unwrap_or(Value::Null),
             Field::CustomerHasCreditLimit => self
                 .customer()
                 .map(|c| Value::Bool(c.credit_limit.is_some()))
                 .unwrap_or(Value::Null),
-            Field::CustomerCreditLimit => self.customer().and_then(|c| c.credit_limit).map(num).unwrap_or(Value::Null),
+            Field::CustomerCreditLimit => self
+                .customer()
+                .and_then(|c| c.credit_limit)
+                .map(num)
+                .unwrap_or(Value::Null),
             Field::CustomerOpenReceivables => ctx
                 .credit
                 .get(self.order.customer as usize)
@@ -136,7 +178,8 @@ impl Record for RuleRecord<'_, '_> {
                 .customer()
                 .filter(|c| c.payments.invoices_paid > 0)
                 .map(|c| {
-                    num(Decimal::from(c.payments.paid_late) / Decimal::from(c.payments.invoices_paid))
+                    num(Decimal::from(c.payments.paid_late)
+                        / Decimal::from(c.payments.invoices_paid))
                 })
                 .unwrap_or(Value::Null),
             Field::CustomerPaymentTermsDays => self
@@ -162,7 +205,12 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
     }
     let snap = ctx.snap;
     for (oi, order) in snap.orders.iter().enumerate() {
-        if !ctx.valid.order(oi) || !matches!(order.state, OrderState::Draft | OrderState::Sent | OrderState::Sale) {
+        if !ctx.valid.order(oi)
+            || !matches!(
+                order.state,
+                OrderState::Draft | OrderState::Sent | OrderState::Sale
+            )
+        {
             continue;
         }
         for rule in &ctx.policy.rules {
@@ -177,7 +225,10 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 RuleScope::Line => {
                     for k in 0..order.line_count {
                         let li = order.first_line + k;
-                        let open = snap.lines.get(li as usize).is_some_and(|l| l.open_qty() > Decimal::ZERO);
+                        let open = snap
+                            .lines
+                            .get(li as usize)
+                            .is_some_and(|l| l.open_qty() > Decimal::ZERO);
                         if !open || !ctx.valid.line(li as usize) {
                             continue;
                         }
@@ -197,14 +248,25 @@ fn fire(ctx: &Context, rule: &CustomRule, r: &RuleRecord) -> Exception {
     let order = r.order;
     let line = r.line.map(|(_, l)| l);
     let (revenue, margin, what) = match line {
-        Some(l) => (l.open_value(), margin_on(ctx, l, l.open_qty()), line_ref(order, l)),
+        Some(l) => (
+            l.open_value(),
+            margin_on(ctx, l, l.open_qty()),
+            line_ref(order, l),
+        ),
         None => (
             r.open_value,
-            ctx.snap.order_lines(order).iter().map(|l| margin_on(ctx, l, l.open_qty())).sum(),
+            ctx.snap
+                .order_lines(order)
+                .iter()
+                .map(|l| margin_on(ctx, l, l.open_qty()))
+                .sum(),
             order.name.clone(),
         ),
     };
-    let hours = r.line.map(|(li, _)| ctx.hours_late(li, ctx.now)).unwrap_or(0);
+    let hours = r
+        .line
+        .map(|(li, _)| ctx.hours_late(li, ctx.now))
+        .unwrap_or(0);
     let line_id = line.map(|l| l.id.to_string()).unwrap_or_default();
     let mut e = base(
         ctx,
@@ -220,13 +282,18 @@ fn fire(ctx: &Context, rule: &CustomRule, r: &RuleRecord) -> Exception {
         .when
         .fields_used()
         .into_iter()
-        .filter_map(|f| FIELDS.get(f.0 as usize).map(|(_, name, ..)| format!("{name} = {}", show(&r.get(f)))))
+        .filter_map(|f| {
+            FIELDS
+                .get(f.0 as usize)
+                .map(|(_, name, ..)| format!("{name} = {}", show(&r.get(f))))
+        })
         .collect();
     let (model, id) = match line {
         Some(l) => ("sale.order.line", l.id),
         None => ("sale.order", order.id),
     };
-    e.evidence.push(ev(facts.join("; "), model, id, what.clone()));
+    e.evidence
+        .push(ev(facts.join("; "), model, id, what.clone()));
     e.evidence.push(ev(
         format!("rule `{}` fired: {}", rule.name, rule.when.source()),
         "policy",
@@ -235,11 +302,22 @@ fn fire(ctx: &Context, rule: &CustomRule, r: &RuleRecord) -> Exception {
     ));
     e.confidence = 1.0;
     if let Some(action) = &rule.recommend {
-        let role = ctx.policy.approvers(action).first().cloned().unwrap_or_else(|| rule.route.owner.clone());
+        let role = ctx
+            .policy
+            .approvers(action)
+            .first()
+            .cloned()
+            .unwrap_or_else(|| rule.route.owner.clone());
         let act = if action == "contact_customer" {
-            Action::ContactCustomer { order: order.name.clone(), purpose: rule.title.clone() }
+            Action::ContactCustomer {
+                order: order.name.clone(),
+                purpose: rule.title.clone(),
+            }
         } else {
-            Action::RouteForApproval { order: order.name.clone(), role: role.clone() }
+            Action::RouteForApproval {
+                order: order.name.clone(),
+                role: role.clone(),
+            }
         };
         e.recommendations.push(rec(
             ctx,

@@ -16,8 +16,12 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
     let before = Duration::hours(i64::from(t.ship_docs_before_hours));
     let pod_after = Duration::hours(i64::from(t.pod_after_hours));
     for p in &snap.pickings {
-        let Some(order) = snap.orders.get(p.order as usize) else { continue };
-        if !ctx.valid.order(p.order as usize) || !ctx.order_active(order) && p.state != PickingState::Done {
+        let Some(order) = snap.orders.get(p.order as usize) else {
+            continue;
+        };
+        if !ctx.valid.order(p.order as usize)
+            || !ctx.order_active(order) && p.state != PickingState::Done
+        {
             continue;
         }
         let missing: Vec<DocumentKind> = p
@@ -33,7 +37,8 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             PickingState::Cancel => continue,
             PickingState::Done => {
                 let Some(done) = p.done_at else { continue };
-                if !missing.contains(&DocumentKind::ProofOfDelivery) || ctx.now - done <= pod_after {
+                if !missing.contains(&DocumentKind::ProofOfDelivery) || ctx.now - done <= pod_after
+                {
                     continue;
                 }
                 (
@@ -48,9 +53,13 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 )
             }
             _ => {
-                let ship_docs: Vec<DocumentKind> =
-                    missing.into_iter().filter(|d| *d != DocumentKind::ProofOfDelivery).collect();
-                let Some(scheduled) = p.scheduled else { continue };
+                let ship_docs: Vec<DocumentKind> = missing
+                    .into_iter()
+                    .filter(|d| *d != DocumentKind::ProofOfDelivery)
+                    .collect();
+                let Some(scheduled) = p.scheduled else {
+                    continue;
+                };
                 if ship_docs.is_empty() || scheduled - ctx.now > before {
                     continue;
                 }
@@ -61,11 +70,19 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     day(scheduled),
                     names.join(", ")
                 );
-                (ship_docs, "thresholds.missing_documents.ship_docs_before_hours", fact)
+                (
+                    ship_docs,
+                    "thresholds.missing_documents.ship_docs_before_hours",
+                    fact,
+                )
             }
         };
         let names: Vec<String> = docs.iter().map(|d| d.as_str().to_string()).collect();
-        let value: Decimal = snap.order_lines(order).iter().map(|l| l.qty * l.net_price()).sum();
+        let value: Decimal = snap
+            .order_lines(order)
+            .iter()
+            .map(|l| l.qty * l.net_price())
+            .sum();
         let title = format!("{}: missing {}", p.name, names.join(", "));
         let mut e = base(
             ctx,
@@ -77,13 +94,21 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             rule.into(),
             impact(ctx, order, value, Decimal::ZERO, 0),
         );
-        e.warehouse = snap.warehouses.get(p.warehouse as usize).map(|w| w.code.clone());
-        e.evidence.push(ev(fact, "stock.picking", p.id, p.name.clone()));
+        e.warehouse = snap
+            .warehouses
+            .get(p.warehouse as usize)
+            .map(|w| w.code.clone());
+        e.evidence
+            .push(ev(fact, "stock.picking", p.id, p.name.clone()));
         let present: Vec<&str> = p.documents_present.iter().map(|d| d.as_str()).collect();
         e.evidence.push(ev(
             format!(
                 "attached: {}",
-                if present.is_empty() { "nothing".to_string() } else { present.join(", ") }
+                if present.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    present.join(", ")
+                }
             ),
             "ir.attachment",
             p.id,
@@ -106,7 +131,8 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             },
             format!("Ask for {} on {}", names.join(", "), p.name),
             vec![if p.state == PickingState::Done {
-                "the carrier or customer must supply it; invoicing disputes stay open until then".to_string()
+                "the carrier or customer must supply it; invoicing disputes stay open until then"
+                    .to_string()
             } else {
                 "the shipment waits if the documents are not ready by the ship date".to_string()
             }],

@@ -11,6 +11,8 @@ mod price;
 mod shipment;
 mod shortage;
 mod supplier;
+#[cfg(test)]
+mod tests;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -22,8 +24,11 @@ use super::exception::{
 use crate::domain::{Ix, OrderLine, SalesOrder, SourceId, Tier};
 use crate::policy::{Route, Severity};
 
+/// A detector: appends the exceptions it finds.
+type Detector = fn(&Context, &mut Vec<Exception>);
+
 /// Every detector with its kind name, built-in kinds first, then custom rules.
-const DETECTORS: &[(&str, fn(&Context, &mut Vec<Exception>))] = &[
+const DETECTORS: &[(&str, Detector)] = &[
     ("stock_shortage", shortage::detect),
     ("allocation_conflict", allocation::detect),
     ("price_mismatch", price::detect),
@@ -45,7 +50,12 @@ pub fn run_all(ctx: &Context, out: &mut Vec<Exception>, done: &mut dyn FnMut(&'s
 }
 
 /// A fact with its source record.
-pub(crate) fn ev(fact: String, model: &str, id: SourceId, reference: impl Into<String>) -> Evidence {
+pub(crate) fn ev(
+    fact: String,
+    model: &str,
+    id: SourceId,
+    reference: impl Into<String>,
+) -> Evidence {
     Evidence {
         fact,
         source: SourceRef {
@@ -69,7 +79,12 @@ pub(crate) fn policy_ev(ctx: &Context, key: &str, fact: String) -> Evidence {
 }
 
 /// A recommendation with the approver roles the policy names for its action.
-pub(crate) fn rec(ctx: &Context, action: Action, summary: String, tradeoffs: Vec<String>) -> Recommendation {
+pub(crate) fn rec(
+    ctx: &Context,
+    action: Action,
+    summary: String,
+    tradeoffs: Vec<String>,
+) -> Recommendation {
     let approver_roles = ctx.policy.approvers(action.name()).to_vec();
     Recommendation {
         action,
@@ -104,7 +119,12 @@ impl std::fmt::Display for Day {
 
 /// Margin at risk on a quantity of a line (zero when cost is unknown or margin negative).
 pub(crate) fn margin_on(ctx: &Context, line: &OrderLine, qty: Decimal) -> Decimal {
-    match ctx.snap.products.get(line.product as usize).and_then(|p| p.cost) {
+    match ctx
+        .snap
+        .products
+        .get(line.product as usize)
+        .and_then(|p| p.cost)
+    {
         Some(cost) => ((line.net_price() - cost) * qty).max(Decimal::ZERO),
         None => Decimal::ZERO,
     }
@@ -125,11 +145,22 @@ pub(crate) fn base(
 ) -> Exception {
     let snap = ctx.snap;
     let customer = snap.customers.get(order.customer as usize);
-    let mut e = bare(ctx, kind, key, order.name.clone(), title, policy_rule, impact);
+    let mut e = bare(
+        ctx,
+        kind,
+        key,
+        order.name.clone(),
+        title,
+        policy_rule,
+        impact,
+    );
     e.line = line.map(|l| l.seq);
     e.line_id = line.map(|l| l.id);
     e.customer = customer.map(|c| c.name.clone()).unwrap_or_default();
-    e.warehouse = snap.warehouses.get(order.warehouse as usize).map(|w| w.code.clone());
+    e.warehouse = snap
+        .warehouses
+        .get(order.warehouse as usize)
+        .map(|w| w.code.clone());
     e.product = line
         .and_then(|l| snap.products.get(l.product as usize))
         .map(|p| p.sku.clone());
@@ -162,7 +193,9 @@ pub(crate) fn bare(
         score: 0,
         severity: Severity::Low,
         confidence: 1.0,
-        owner_role: route.map(|r| r.owner.clone()).unwrap_or_else(|| "admin".to_string()),
+        owner_role: route
+            .map(|r| r.owner.clone())
+            .unwrap_or_else(|| "admin".to_string()),
         escalation: None,
         evidence: Vec::new(),
         policy_rule,
@@ -187,7 +220,13 @@ pub(crate) fn route_for<'p>(ctx: &Context<'p>, kind: &Kind) -> Option<&'p Route>
 }
 
 /// Impact for a customer tier with the given amounts.
-pub(crate) fn impact(ctx: &Context, order: &SalesOrder, revenue: Decimal, margin: Decimal, hours: i64) -> Impact {
+pub(crate) fn impact(
+    ctx: &Context,
+    order: &SalesOrder,
+    revenue: Decimal,
+    margin: Decimal,
+    hours: i64,
+) -> Impact {
     Impact {
         revenue_at_risk: revenue.round_dp(2),
         margin_at_risk: margin.round_dp(2),

@@ -3,7 +3,7 @@
 //! what the policy allows without a manager. One exception per line, with every reason
 //! that applies as evidence.
 
-use crate::core::fmt::{Num, Money};
+use crate::core::fmt::{Money, Num};
 use rust_decimal::Decimal;
 
 use super::{base, ev, impact, line_ref, policy_ev, rec};
@@ -27,7 +27,12 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
     );
     let products_of: Vec<Ix> = by_customer
         .iter()
-        .map(|&i| snap.contract_prices.get(i as usize).map(|c| c.product).unwrap_or(Ix::MAX))
+        .map(|&i| {
+            snap.contract_prices
+                .get(i as usize)
+                .map(|c| c.product)
+                .unwrap_or(Ix::MAX)
+        })
         .collect();
     let contract_for = |customer: Ix, product: Ix, at| {
         let (a, b) = (
@@ -36,7 +41,11 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         );
         (a..b)
             .filter(|&k| products_of.get(k) == Some(&product))
-            .filter_map(|k| by_customer.get(k).and_then(|&i| snap.contract_prices.get(i as usize)))
+            .filter_map(|k| {
+                by_customer
+                    .get(k)
+                    .and_then(|&i| snap.contract_prices.get(i as usize))
+            })
             .find(|c| c.valid_at(at))
     };
 
@@ -60,11 +69,18 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         if ctx.open(li as Ix).is_zero() || !ctx.valid.line(li) {
             continue;
         }
-        let Some(order) = snap.orders.get(line.order as usize) else { continue };
-        if !matches!(order.state, OrderState::Draft | OrderState::Sent | OrderState::Sale) {
+        let Some(order) = snap.orders.get(line.order as usize) else {
+            continue;
+        };
+        if !matches!(
+            order.state,
+            OrderState::Draft | OrderState::Sent | OrderState::Sale
+        ) {
             continue;
         }
-        let Some(product) = snap.products.get(line.product as usize) else { continue };
+        let Some(product) = snap.products.get(line.product as usize) else {
+            continue;
+        };
         let net = ctx.net(li as Ix);
         let qty = ctx.open(li as Ix);
 
@@ -97,7 +113,11 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                             "net price {} is {}% {} the contract price {} ({})",
                             Money(net),
                             dev.abs().round_dp(1),
-                            if dev < Decimal::ZERO { "below" } else { "above" },
+                            if dev < Decimal::ZERO {
+                                "below"
+                            } else {
+                                "above"
+                            },
                             Money(c.price),
                             c.reference
                         ),
@@ -143,11 +163,17 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
 
         // Discount ceiling.
         if line.discount > t.max_discount_pct {
-            revenue = revenue.max(line.price_unit * line.discount / hundred * qty);
+            // What is at risk is the discount beyond what the policy allows.
+            revenue =
+                revenue.max(line.price_unit * (line.discount - t.max_discount_pct) / hundred * qty);
             reasons.push((
                 "thresholds.price_mismatch.max_discount_pct",
                 ev(
-                    format!("discount {}% exceeds the {}% allowed without a manager", Num(line.discount), t.max_discount_pct),
+                    format!(
+                        "discount {}% exceeds the {}% allowed without a manager",
+                        Num(line.discount),
+                        t.max_discount_pct
+                    ),
                     "sale.order.line",
                     line.id,
                     line_ref(order, line),
@@ -155,7 +181,9 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             ));
         }
 
-        let Some((rule, _)) = reasons.first() else { continue };
+        let Some((rule, _)) = reasons.first() else {
+            continue;
+        };
         let lref = line_ref(order, line);
         let rule = rule.to_string();
         let title = format!(
@@ -194,14 +222,25 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         }
         if product.cost.is_none() {
             e.evidence.push(ev(
-                format!("{} has no cost in the data; the margin floor was not checked", product.sku),
+                format!(
+                    "{} has no cost in the data; the margin floor was not checked",
+                    product.sku
+                ),
                 "product.product",
                 product.id,
                 product.sku.clone(),
             ));
         }
-        e.evidence.push(policy_ev(ctx, &rule, format!("policy thresholds fired: {}", keys.join(", "))));
-        e.confidence = if contract.is_some() || product.cost.is_some() { 0.9 } else { 0.7 };
+        e.evidence.push(policy_ev(
+            ctx,
+            &rule,
+            format!("policy thresholds fired: {}", keys.join(", ")),
+        ));
+        e.confidence = if contract.is_some() || product.cost.is_some() {
+            0.9
+        } else {
+            0.7
+        };
 
         if let Some(price) = target {
             e.recommendations.push(rec(
@@ -213,7 +252,10 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 },
                 format!("Set the net price of {lref} to {}", Money(price)),
                 vec![
-                    format!("changes the line value by {}", ((price - net) * qty).round_dp(2)),
+                    format!(
+                        "changes the line value by {}",
+                        ((price - net) * qty).round_dp(2)
+                    ),
                     "a quotation already sent needs the customer's agreement".to_string(),
                 ],
             ));

@@ -21,20 +21,36 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         if matches!(p.state, PickingState::Done | PickingState::Cancel) {
             continue;
         }
-        let Some(order) = snap.orders.get(p.order as usize) else { continue };
+        let Some(order) = snap.orders.get(p.order as usize) else {
+            continue;
+        };
         if !order.state.is_open_demand() || !ctx.valid.order(p.order as usize) {
             continue;
         }
         let lines = snap.order_lines(order);
         let open: Vec<u32> = (0..lines.len() as u32)
             .map(|k| order.first_line + k)
-            .filter(|&li| ctx.valid.line(li as usize) && snap.lines.get(li as usize).is_some_and(|l| l.open_qty() > Decimal::ZERO))
+            .filter(|&li| {
+                ctx.valid.line(li as usize)
+                    && snap
+                        .lines
+                        .get(li as usize)
+                        .is_some_and(|l| l.open_qty() > Decimal::ZERO)
+            })
             .collect();
-        let Some(&first) = open.iter().min_by_key(|&&li| ctx.need(li)) else { continue };
+        let Some(&first) = open.iter().min_by_key(|&&li| ctx.need(li)) else {
+            continue;
+        };
         let promise = ctx.need(first);
-        let promised_for_real = ctx.has_promise.get(first as usize).copied().unwrap_or(false);
+        let promised_for_real = ctx
+            .has_promise
+            .get(first as usize)
+            .copied()
+            .unwrap_or(false);
         let carrier = p.carrier.and_then(|c| snap.carriers.get(c as usize));
-        let transit = carrier.map(|c| i64::from(c.transit_hours)).unwrap_or(DEFAULT_TRANSIT_HOURS);
+        let transit = carrier
+            .map(|c| i64::from(c.transit_hours))
+            .unwrap_or(DEFAULT_TRANSIT_HOURS);
         let ship = p.scheduled.unwrap_or(ctx.now).max(ctx.now);
         let expected = ship + Duration::hours(transit);
         let late = (expected - promise).num_hours();
@@ -49,9 +65,19 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             .map(|l| margin_on(ctx, l, l.open_qty()))
             .sum();
         let title = if already {
-            format!("{}: promised {}, not shipped yet ({} late)", p.name, day(promise), human_hours((ctx.now - promise).num_hours()))
+            format!(
+                "{}: promised {}, not shipped yet ({} late)",
+                p.name,
+                day(promise),
+                human_hours((ctx.now - promise).num_hours())
+            )
         } else {
-            format!("{}: expected {}, {} after the promise", p.name, day(expected), human_hours(late))
+            format!(
+                "{}: expected {}, {} after the promise",
+                p.name,
+                day(expected),
+                human_hours(late)
+            )
         };
         let mut e = base(
             ctx,
@@ -68,7 +94,11 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 "{} promised {}{}",
                 order.name,
                 day(promise),
-                if promised_for_real { "" } else { " (no promised date: order date plus default lead time)" }
+                if promised_for_real {
+                    ""
+                } else {
+                    " (no promised date: order date plus default lead time)"
+                }
             ),
             "sale.order",
             order.id,
@@ -83,7 +113,9 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     PickingState::Confirmed => "waiting for stock",
                     _ => "waiting",
                 },
-                p.scheduled.map(|t| day(t).to_string()).unwrap_or_else(|| "with no date".into())
+                p.scheduled
+                    .map(|t| day(t).to_string())
+                    .unwrap_or_else(|| "with no date".into())
             ),
             "stock.picking",
             p.id,
@@ -95,7 +127,9 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     "{} needs about {} h in transit{}",
                     c.name,
                     c.transit_hours,
-                    c.on_time_rate.map(|r| format!(" and delivered {:.0}% on time", r * 100.0)).unwrap_or_default()
+                    c.on_time_rate
+                        .map(|r| format!(" and delivered {:.0}% on time", r * 100.0))
+                        .unwrap_or_default()
                 ),
                 "delivery.carrier",
                 c.id,
@@ -125,7 +159,10 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             ctx,
             Action::ContactCustomer {
                 order: order.name.clone(),
-                purpose: format!("tell the customer the delivery is expected {}", day(expected)),
+                purpose: format!(
+                    "tell the customer the delivery is expected {}",
+                    day(expected)
+                ),
             },
             "Tell the customer now, with the new expected date".to_string(),
             vec!["sets expectations before the customer chases; admits the delay".to_string()],

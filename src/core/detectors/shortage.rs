@@ -2,7 +2,7 @@
 //! inbound arriving by its need date, after earlier-needed lines of the same product in
 //! the same warehouse were served (the available-to-promise walk in the context).
 
-use crate::core::fmt::{Num, Money};
+use crate::core::fmt::{Money, Num};
 use chrono::Duration;
 use rust_decimal::Decimal;
 
@@ -12,10 +12,13 @@ use crate::core::exception::{Action, Exception, Kind};
 
 pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
     let snap = ctx.snap;
-    let horizon = ctx.now + Duration::days(i64::from(ctx.policy.thresholds.stock_shortage.horizon_days));
+    let horizon =
+        ctx.now + Duration::days(i64::from(ctx.policy.thresholds.stock_shortage.horizon_days));
     let full_lateness = i64::from(ctx.policy.scoring.lateness_full_at_hours);
     for (li, line, order) in open_lines(ctx) {
-        let Some(cov) = ctx.coverage(li) else { continue };
+        let Some(cov) = ctx.coverage(li) else {
+            continue;
+        };
         let need = ctx.need(li);
         if cov.short <= Decimal::ZERO || need > horizon {
             continue;
@@ -84,7 +87,10 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         ));
         if cov.from_inbound > Decimal::ZERO {
             e.evidence.push(ev(
-                format!("{} arrives from inbound purchases by the need date", Num(cov.from_inbound)),
+                format!(
+                    "{} arrives from inbound purchases by the need date",
+                    Num(cov.from_inbound)
+                ),
                 "purchase.order.line",
                 0,
                 product.sku.clone(),
@@ -154,7 +160,11 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
         if wi == order.warehouse as usize || other.pool != wh.pool {
             continue;
         }
-        let left = ctx.leftover.get(ctx.slot(line.product, wi as u32)).copied().unwrap_or_default();
+        let left = ctx
+            .leftover
+            .get(ctx.slot(line.product, wi as u32))
+            .copied()
+            .unwrap_or_default();
         if left > Decimal::ZERO && best.is_none_or(|(_, b)| left > b) {
             best = Some((wi, left));
         }
@@ -168,7 +178,11 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
             "arrives in about {} h ({}), {}",
             wh.transfer_hours,
             day(arrives),
-            if arrives <= need { "before the need date" } else { "after the need date" }
+            if arrives <= need {
+                "before the need date"
+            } else {
+                "after the need date"
+            }
         )];
         if qty < short {
             t.push(format!("covers {} of the missing {}", Num(qty), Num(short)));
@@ -182,15 +196,27 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
                 from_warehouse: other.code.clone(),
                 to_warehouse: wh.code.clone(),
             },
-            format!("Transfer {} × {} from {} to {}", Num(qty), product.sku, other.code, wh.code),
+            format!(
+                "Transfer {} × {} from {} to {}",
+                Num(qty),
+                product.sku,
+                other.code,
+                wh.code
+            ),
             t,
         ));
     }
 
     // Substitutes with stock left in the same warehouse.
     for &si in product.substitutes.iter().take(3) {
-        let Some(sub) = snap.products.get(si as usize) else { continue };
-        let left = ctx.leftover.get(ctx.slot(si, order.warehouse)).copied().unwrap_or_default();
+        let Some(sub) = snap.products.get(si as usize) else {
+            continue;
+        };
+        let left = ctx
+            .leftover
+            .get(ctx.slot(si, order.warehouse))
+            .copied()
+            .unwrap_or_default();
         if left < short {
             continue;
         }
@@ -204,11 +230,20 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
                 to_product: sub.sku.clone(),
                 qty: short,
             },
-            format!("Offer {} ({}) instead of {} for the missing {}", sub.sku, sub.name, product.sku, Num(short)),
+            format!(
+                "Offer {} ({}) instead of {} for the missing {}",
+                sub.sku,
+                sub.name,
+                product.sku,
+                Num(short)
+            ),
             vec![
                 "needs the customer's consent".to_string(),
                 if diff > Decimal::ZERO {
-                    format!("list price {} higher per unit; hold the contract price to keep goodwill", Money(diff))
+                    format!(
+                        "list price {} higher per unit; hold the contract price to keep goodwill",
+                        Money(diff)
+                    )
                 } else {
                     format!("list price {} lower per unit", Money(-diff))
                 },
@@ -229,11 +264,7 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
                 ship_now: available,
                 backorder: short,
             },
-            format!(
-                "Ship {} now and back-order {}",
-                Num(available),
-                Num(short)
-            ),
+            format!("Ship {} now and back-order {}", Num(available), Num(short)),
             vec![
                 "a second delivery adds freight cost".to_string(),
                 "the customer receives a partial delivery on time".to_string(),
@@ -247,7 +278,11 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
             let supplier = snap.suppliers.get(b.supplier as usize);
             let mut t = vec!["expedited freight costs more".to_string()];
             if let Some(rate) = supplier.and_then(|s| s.on_time_rate) {
-                t.push(format!("{} delivered {:.0}% of lines on time last year", supplier.map(|s| s.name.as_str()).unwrap_or(""), rate * 100.0));
+                t.push(format!(
+                    "{} delivered {:.0}% of lines on time last year",
+                    supplier.map(|s| s.name.as_str()).unwrap_or(""),
+                    rate * 100.0
+                ));
             }
             e.recommendations.push(rec(
                 ctx,
@@ -256,7 +291,11 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
                     line: b.id,
                     supplier: supplier.map(|s| s.name.clone()).unwrap_or_default(),
                 },
-                format!("Ask {} to expedite {}", supplier.map(|s| s.name.as_str()).unwrap_or("the supplier"), b.po_ref),
+                format!(
+                    "Ask {} to expedite {}",
+                    supplier.map(|s| s.name.as_str()).unwrap_or("the supplier"),
+                    b.po_ref
+                ),
                 t,
             ));
         }
@@ -285,8 +324,14 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
                 order: order.name.clone(),
                 new_date: eta,
             },
-            format!("Agree {} with the customer as the new delivery date", day(eta)),
-            vec![format!("the promise moves by {}", human_hours((eta - need).num_hours()))],
+            format!(
+                "Agree {} with the customer as the new delivery date",
+                day(eta)
+            ),
+            vec![format!(
+                "the promise moves by {}",
+                human_hours((eta - need).num_hours())
+            )],
         ));
     }
 }

@@ -29,13 +29,17 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         ) else {
             continue;
         };
-        let overdue_h = b.planned.map(|p| (ctx.now - p).num_hours()).filter(|&h| h > 0);
+        let overdue_h = b
+            .planned
+            .map(|p| (ctx.now - p).num_hours())
+            .filter(|&h| h > 0);
         let slip_days = match (b.original_planned, b.planned) {
             (Some(o), Some(p)) => (p - o).num_days(),
             _ => 0,
         };
         let slipped = slip_days >= i64::from(t.slip_days);
-        let unconfirmed = !b.confirmed && ctx.now - b.ordered_at > Duration::days(i64::from(t.confirm_within_days));
+        let unconfirmed = !b.confirmed
+            && ctx.now - b.ordered_at > Duration::days(i64::from(t.confirm_within_days));
         if overdue_h.is_none() && !slipped && !unconfirmed {
             continue;
         }
@@ -56,7 +60,9 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         let mut top_customer: Option<String> = None;
         let mut related: Vec<String> = Vec::new();
         for &li in deps {
-            let (Some(l), Some(o)) = (snap.lines.get(li as usize), ctx.order_of(li)) else { continue };
+            let (Some(l), Some(o)) = (snap.lines.get(li as usize), ctx.order_of(li)) else {
+                continue;
+            };
             revenue += l.open_value();
             margin += margin_on(ctx, l, l.open_qty());
             if let Some(p) = b.planned {
@@ -86,7 +92,11 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             product.sku,
             supplier.name,
             what,
-            if related.is_empty() { String::new() } else { format!(", {} orders waiting", related.len()) }
+            if related.is_empty() {
+                String::new()
+            } else {
+                format!(", {} orders waiting", related.len())
+            }
         );
         let mut e = bare(
             ctx,
@@ -116,7 +126,9 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 supplier.name,
                 supplier.country,
                 Num(b.qty_received),
-                b.planned.map(|t| day(t).to_string()).unwrap_or_else(|| "with no date".into()),
+                b.planned
+                    .map(|t| day(t).to_string())
+                    .unwrap_or_else(|| "with no date".into()),
                 b.original_planned
                     .filter(|_| slip_days != 0)
                     .map(|o| format!(", first planned {}", day(o)))
@@ -130,7 +142,10 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             if b.confirmed {
                 "the supplier confirmed the line".to_string()
             } else {
-                format!("the supplier has not confirmed the line after {} days", (ctx.now - b.ordered_at).num_days())
+                format!(
+                    "the supplier has not confirmed the line after {} days",
+                    (ctx.now - b.ordered_at).num_days()
+                )
             },
             "purchase.order.line",
             b.id,
@@ -138,17 +153,29 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         ));
         if let Some(r) = supplier.on_time_rate {
             e.evidence.push(ev(
-                format!("{} delivered {:.0}% of lines on time in the last year (lead time {} days)", supplier.name, r * 100.0, supplier.lead_time_days),
+                format!(
+                    "{} delivered {:.0}% of lines on time in the last year (lead time {} days)",
+                    supplier.name,
+                    r * 100.0,
+                    supplier.lead_time_days
+                ),
                 "res.partner",
                 supplier.id,
                 supplier.name.clone(),
             ));
         }
         for &li in deps.iter().take(5) {
-            let (Some(l), Some(o)) = (snap.lines.get(li as usize), ctx.order_of(li)) else { continue };
+            let (Some(l), Some(o)) = (snap.lines.get(li as usize), ctx.order_of(li)) else {
+                continue;
+            };
             let lref = line_ref(o, l);
             e.evidence.push(ev(
-                format!("{lref} needs {} × {} by {} and waits for this purchase", Num(l.open_qty()), product.sku, day(ctx.need(li))),
+                format!(
+                    "{lref} needs {} × {} by {} and waits for this purchase",
+                    Num(l.open_qty()),
+                    product.sku,
+                    day(ctx.need(li))
+                ),
                 "sale.order.line",
                 l.id,
                 lref,
@@ -204,7 +231,11 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     qty: b.open_qty(),
                     warehouse: wh.code.clone(),
                 },
-                format!("Buy {} × {} from another supplier", Num(b.open_qty()), product.sku),
+                format!(
+                    "Buy {} × {} from another supplier",
+                    Num(b.open_qty()),
+                    product.sku
+                ),
                 vec![
                     "higher unit cost than the contracted supplier".to_string(),
                     format!("{} remains open and may arrive on top", b.po_ref),

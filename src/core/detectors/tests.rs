@@ -1,0 +1,649 @@
+//! Unit tests of every detector on hand-made snapshots, including the edge cases the data
+//! throws at them: cancelled and delivered orders, negative stock, missing promise dates,
+//! products without cost, customers without a credit limit, dangling references.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use rust_decimal::Decimal;
+
+use crate::core::{Action, Exception, Kind, ScanResult, detect};
+use crate::domain::testkit::{Kit, d, days, now};
+use crate::domain::{DocumentKind, OrderState, PickingState, Tier};
+use crate::policy::Policy;
+
+fn scan(k: &Kit) -> ScanResult {
+    detect(&k.s, &Policy::embedded().unwrap(), now())
+}
+
+fn of_kind(r: &ScanResult, kind: Kind) -> Vec<&Exception> {
+    r.exceptions.iter().filter(|e| e.kind == kind).collect()
+}
+
+fn one(r: &ScanResult, kind: Kind) -> &Exception {
+    let v = of_kind(r, kind.clone());
+    assert_eq!(v.len(), 1, "expected one {kind}, got {:#?}", v);
+    v[0]
+}
+
+fn actions(e: &Exception) -> Vec<&str> {
+    e.recommendations.iter().map(|r| r.action.name()).collect()
+}
+
+// ---- stock shortage -------------------------------------------------------------
+
+#[test]
+fn shortage_when_demand_exceeds_stock_and_inbound() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, None);
+    k.stock(p, 0, 10, 0);
+    let o = k.order(c, 0, Some(5), &[(p, 25)]);
+    let r = scan(&k);
+    let e = one(&r, Kind::StockShortage);
+    assert_eq!(e.order_ref, k.s.orders[o as usize].name);
+    assert_eq!(e.line, Some(1));
+    assert_eq!(e.impact.revenue_at_risk, d(1500)); // 15 short × 100
+    assert_eq!(e.owner_role, "planner");
+    assert!(e.evidence.iter().any(|x| x.source.model == "stock.quant"));
+    assert!(actions(e).contains(&"split_shipment"), "{:?}", actions(e));
+    assert!(
+        actions(e).contains(&"resource_purchase"),
+        "no inbound: buy elsewhere"
+    );
+    assert!(e.policy_rule.starts_with("thresholds.stock_shortage"));
+    assert_eq!(e.policy_version.len(), 12);
+}
+
+#[test]
+fn no_shortage_when_stock_covers_demand() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, None);
+    k.stock(p, 0, 30, 0);
+    k.order(c, 0, Some(5), &[(p, 25)]);
+    assert!(of_kind(&scan(&k), Kind::StockShortage).is_empty());
+}
+
+#[test]
+fn earlier_need_is_served_first_and_inbound_gives_eta() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, None);
+    k.stock(p, 0, 10, 0);
+    k.inbound(p, 0, 50, 12, true);
+    let early = k.order(c, 0, Some(2), &[(p, 10)]);
+    let late = k.order(c, 0, Some(6), &[(p, 10)]);
+    let r = scan(&k);
+    let e = one(&r, Kind::StockShortage);
+    assert_eq!(e.order_ref, k.s.orders[late as usize].name);
+    assert_ne!(e.order_ref, k.s.orders[early as usize].name);
+    // Covered when the purchase arrives, 6 days after the need date.
+    assert_eq!(e.impact.hours_past_promise, 6 * 24);
+    assert!(actions(e).contains(&"expedite_purchase"));
+    assert!(actions(e).contains(&"reschedule"));
+    let reschedule = e
+        .recommendations
+        .iter()
+        .find_map(|r| match &r.action {
+            Action::Reschedule { new_date, .. } => Some(*new_date),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(reschedule, days(12));
+}
+
+#[test]
+fn shortage_recommends_transfer_and_substitute_with_free_stock() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let sub = k.product("SKU-2");
+    k.s.products[p as usize].substitutes = vec![sub];
+    let c = k.customer("Acme", Tier::A, None);
+    k.stock(p, 0, 0, 0);
+    k.stock(p, 1, 40, 0);
+    k.stock(sub, 0, 40, 0);
+    k.order(c, 0, Some(5), &[(p, 20)]);
+    let r = scan(&k);
+    let e = one(&r, Kind::StockShortage);
+    let transfer = e
+        .recommendations
+        .iter()
+        .find_map(|r| match &r.action {
+            Action::Transfer {
+                from_warehouse,
+                qty,
+                ..
+            } => Some((from_warehouse.clone(), *qty)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(transfer, ("WH2".to_string(), d(20)));
+    assert!(actions(e).contains(&"substitute"));
+    assert!(
+        e.recommendations
+            .iter()
+            .all(|r| !r.approver_roles.is_empty())
+    );
+}
+
+#[test]
+fn cancelled_and_delivered_orders_are_not_demand() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, None);
+    k.stock(p, 0, 0, 0);
+    let cancelled = k.order(c, 0, Some(5), &[(p, 10)]);
+    k.s.orders[cancelled as usize].state = OrderState::Cancel;
+    let delivered = k.order(c, 0, Some(5), &[(p, 10)]);
+    k.line_mut(delivered, 1).qty_delivered = d(10);
+    let r = scan(&k);
+    assert!(r.exceptions.is_empty(), "{:#?}", r.exceptions);
+    assert_eq!(r.open_lines, 0);
+}
+
+#[test]
+fn negative_stock_counts_as_zero_and_is_reported() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, None);
+    k.stock(p, 0, -5, 0);
+    k.order(c, 0, Some(5), &[(p, 3)]);
+    let r = scan(&k);
+    let e = one(&r, Kind::StockShortage);
+    assert_eq!(e.impact.revenue_at_risk, d(300));
+    assert!(r.findings.iter().any(|f| f.code == "negative_stock"));
+}
+
+#[test]
+fn missing_promise_date_uses_default_lead_time_and_says_so() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, None);
+    k.order(c, 0, None, &[(p, 3)]);
+    let r = scan(&k);
+    let e = one(&r, Kind::StockShortage);
+    assert!(
+        e.evidence[0].fact.contains("no promised date"),
+        "{}",
+        e.evidence[0].fact
+    );
+    assert!(r.findings.iter().any(|f| f.code == "order_without_promise"));
+}
+
+#[test]
+fn demand_beyond_the_horizon_is_not_checked() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, None);
+    k.order(c, 0, Some(200), &[(p, 3)]);
+    assert!(of_kind(&scan(&k), Kind::StockShortage).is_empty());
+}
+
+// ---- allocation conflict --------------------------------------------------------
+
+#[test]
+fn stock_held_by_lower_tier_while_tier_a_starves() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let a = k.customer("Strategic", Tier::A, None);
+    let c = k.customer("Standard", Tier::C, None);
+    k.stock(p, 0, 10, 10);
+    // The tier C order was confirmed first and got the stock; it is needed much later.
+    let holder = k.order(c, 0, Some(20), &[(p, 10)]);
+    k.line_mut(holder, 1).qty_reserved = d(10);
+    let starving = k.order(a, 0, Some(2), &[(p, 10)]);
+    let r = scan(&k);
+    let e = one(&r, Kind::AllocationConflict);
+    assert_eq!(e.order_ref, k.s.orders[starving as usize].name);
+    assert_eq!(
+        e.related_orders,
+        vec![k.s.orders[holder as usize].name.clone()]
+    );
+    match &e.recommendations[0].action {
+        Action::Reallocate {
+            from_order,
+            to_order,
+            qty,
+            ..
+        } => {
+            assert_eq!(from_order, &k.s.orders[holder as usize].name);
+            assert_eq!(to_order, &k.s.orders[starving as usize].name);
+            assert_eq!(*qty, d(10));
+        }
+        other => panic!("expected a reallocation, got {other:?}"),
+    }
+    assert_eq!(
+        e.recommendations[0].approver_roles,
+        vec!["planner", "sales_manager"]
+    );
+}
+
+#[test]
+fn no_conflict_when_free_stock_covers_the_starving_line() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let a = k.customer("Strategic", Tier::A, None);
+    let c = k.customer("Standard", Tier::C, None);
+    k.stock(p, 0, 20, 10);
+    let holder = k.order(c, 0, Some(20), &[(p, 10)]);
+    k.line_mut(holder, 1).qty_reserved = d(10);
+    k.order(a, 0, Some(2), &[(p, 10)]);
+    assert!(of_kind(&scan(&k), Kind::AllocationConflict).is_empty());
+}
+
+#[test]
+fn higher_priority_holder_is_not_robbed() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let a = k.customer("Strategic", Tier::A, None);
+    let c = k.customer("Standard", Tier::C, None);
+    k.stock(p, 0, 10, 10);
+    let holder = k.order(a, 0, Some(2), &[(p, 10)]);
+    k.line_mut(holder, 1).qty_reserved = d(10);
+    k.order(c, 0, Some(3), &[(p, 10)]);
+    assert!(of_kind(&scan(&k), Kind::AllocationConflict).is_empty());
+}
+
+// ---- price mismatch -------------------------------------------------------------
+
+#[test]
+fn price_below_contract_and_margin_floor() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, None);
+    k.stock(p, 0, 100, 0);
+    let o = k.order(c, 0, Some(5), &[(p, 10)]);
+    k.s.contract_prices.push(crate::domain::ContractPrice {
+        id: 1,
+        customer: c,
+        product: p,
+        price: d(90),
+        valid_from: Some(days(-100)),
+        valid_to: Some(days(100)),
+        reference: "CT-1".into(),
+    });
+    k.line_mut(o, 1).discount = d(35); // net 65: below contract 90 and below the 8% floor (65.22)
+    let r = scan(&k);
+    let e = one(&r, Kind::PriceMismatch);
+    assert_eq!(
+        e.policy_rule,
+        "thresholds.price_mismatch.contract_tolerance_pct"
+    );
+    assert!(
+        e.evidence
+            .iter()
+            .any(|x| x.source.model == "product.pricelist.item")
+    );
+    assert!(e.evidence.iter().any(|x| x.fact.contains("floor")));
+    assert!(
+        e.evidence
+            .iter()
+            .any(|x| x.fact.contains("exceeds the 25%"))
+    );
+    assert_eq!(e.impact.revenue_at_risk, d(250)); // (90 - 65) × 10
+    match &e.recommendations[0].action {
+        Action::ApplyPrice { price, .. } => assert_eq!(*price, d(90)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn contract_within_tolerance_is_fine() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, None);
+    k.stock(p, 0, 100, 0);
+    let o = k.order(c, 0, Some(5), &[(p, 10)]);
+    k.s.contract_prices.push(crate::domain::ContractPrice {
+        id: 1,
+        customer: c,
+        product: p,
+        price: Decimal::new(9020, 2),
+        valid_from: None,
+        valid_to: None,
+        reference: "CT-1".into(),
+    });
+    k.line_mut(o, 1).discount = d(10); // net 90.00 vs 90.20: 0.2% off
+    assert!(of_kind(&scan(&k), Kind::PriceMismatch).is_empty());
+}
+
+#[test]
+fn product_without_cost_skips_the_margin_check() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    k.s.products[p as usize].cost = None;
+    let c = k.customer("Acme", Tier::B, None);
+    k.stock(p, 0, 100, 0);
+    let o = k.order(c, 0, Some(5), &[(p, 10)]);
+    k.line_mut(o, 1).discount = d(20); // would break a 60 cost floor
+    assert!(of_kind(&scan(&k), Kind::PriceMismatch).is_empty());
+}
+
+// ---- credit hold ----------------------------------------------------------------
+
+#[test]
+fn order_that_crosses_the_limit_is_held_not_the_ones_before() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, Some(2500));
+    k.stock(p, 0, 100, 0);
+    k.invoice(c, 1000, 10);
+    let first = k.order(c, 0, Some(5), &[(p, 10)]); // 1000 → exposure 2000
+    let second = k.order(c, 0, Some(5), &[(p, 10)]); // → 3000 > 2500
+    k.s.orders[second as usize].date_order =
+        k.s.orders[first as usize].date_order + chrono::Duration::hours(1);
+    let r = scan(&k);
+    let e = one(&r, Kind::CreditHold);
+    assert_eq!(e.order_ref, k.s.orders[second as usize].name);
+    assert_eq!(e.owner_role, "finance");
+    assert!(actions(e).contains(&"release_credit_hold"));
+    let release = e
+        .recommendations
+        .iter()
+        .find(|r| r.action.name() == "release_credit_hold")
+        .unwrap();
+    assert_eq!(release.approver_roles, vec!["finance"]);
+}
+
+#[test]
+fn customer_without_limit_is_not_held_unless_overdue() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, None);
+    k.stock(p, 0, 1000, 0);
+    k.invoice(c, 100_000, 10);
+    k.order(c, 0, Some(5), &[(p, 100)]);
+    assert!(of_kind(&scan(&k), Kind::CreditHold).is_empty());
+    k.invoice(c, 500, -45); // 45 days overdue
+    let r = scan(&k);
+    let e = one(&r, Kind::CreditHold);
+    assert_eq!(e.policy_rule, "thresholds.credit_hold.max_overdue_days");
+    assert!(
+        e.evidence
+            .iter()
+            .any(|x| x.source.model == "account.move" && x.fact.contains("45 days"))
+    );
+}
+
+// ---- shipment delay -------------------------------------------------------------
+
+#[test]
+fn shipment_scheduled_too_late_for_transit() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, None);
+    k.stock(p, 0, 100, 0);
+    let o = k.order(c, 0, Some(3), &[(p, 10)]);
+    k.picking(o, 4); // ships after the promise; +24 h transit
+    let r = scan(&k);
+    let e = one(&r, Kind::ShipmentDelay);
+    assert_eq!(e.impact.hours_past_promise, 48);
+    assert!(e.title.contains("WH1/OUT/"));
+}
+
+#[test]
+fn shipment_on_time_or_done_is_fine() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, None);
+    k.stock(p, 0, 100, 0);
+    let o = k.order(c, 0, Some(5), &[(p, 10)]);
+    k.picking(o, 2);
+    let late = k.order(c, 0, Some(1), &[(p, 10)]);
+    let pk = k.picking(late, 3);
+    k.s.pickings[pk as usize].state = PickingState::Done;
+    k.s.pickings[pk as usize].done_at = Some(now());
+    assert!(of_kind(&scan(&k), Kind::ShipmentDelay).is_empty());
+}
+
+#[test]
+fn promise_passed_without_shipping() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::A, None);
+    k.stock(p, 0, 100, 0);
+    let o = k.order(c, 0, Some(-2), &[(p, 10)]);
+    k.picking(o, -3);
+    let r = scan(&k);
+    let e = one(&r, Kind::ShipmentDelay);
+    assert!(e.title.contains("not shipped yet"), "{}", e.title);
+    assert!(e.confidence > 0.9);
+}
+
+// ---- supplier delay -------------------------------------------------------------
+
+#[test]
+fn overdue_purchase_names_the_orders_waiting_for_it() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::A, None);
+    let b = k.inbound(p, 0, 50, -2, true);
+    let o = k.order(c, 0, Some(5), &[(p, 20)]);
+    let r = scan(&k);
+    let e = one(&r, Kind::SupplierDelay);
+    assert_eq!(e.order_ref, k.s.inbound[b as usize].po_ref);
+    assert_eq!(e.related_orders, vec![k.s.orders[o as usize].name.clone()]);
+    assert_eq!(e.tier, Tier::A);
+    assert_eq!(e.owner_role, "buyer");
+    assert!(actions(e).contains(&"expedite_purchase"));
+}
+
+#[test]
+fn slipped_and_unconfirmed_purchases() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let slipped = k.inbound(p, 0, 50, 20, true);
+    k.s.inbound[slipped as usize].original_planned = Some(days(10));
+    let unconfirmed = k.inbound(p, 1, 50, 20, false);
+    let fine = k.inbound(p, 1, 50, 25, true);
+    let r = scan(&k);
+    let refs: Vec<&str> = of_kind(&r, Kind::SupplierDelay)
+        .iter()
+        .map(|e| e.order_ref.as_str())
+        .collect();
+    assert!(refs.contains(&k.s.inbound[slipped as usize].po_ref.as_str()));
+    assert!(refs.contains(&k.s.inbound[unconfirmed as usize].po_ref.as_str()));
+    assert!(!refs.contains(&k.s.inbound[fine as usize].po_ref.as_str()));
+}
+
+// ---- missing documents ----------------------------------------------------------
+
+#[test]
+fn missing_shipping_documents_before_shipping() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, None);
+    k.stock(p, 0, 100, 0);
+    let o = k.order(c, 0, Some(3), &[(p, 10)]);
+    let pk = k.picking(o, 1) as usize;
+    k.s.pickings[pk]
+        .documents_required
+        .push(DocumentKind::CommercialInvoice);
+    let r = scan(&k);
+    let e = one(&r, Kind::MissingDocuments);
+    assert!(e.title.contains("commercial_invoice"));
+    // Far from the ship date it is not yet an exception.
+    k.s.pickings[pk].scheduled = Some(days(10));
+    k.s.orders[o as usize].promised = Some(days(12));
+    assert!(of_kind(&scan(&k), Kind::MissingDocuments).is_empty());
+}
+
+#[test]
+fn missing_proof_of_delivery_after_shipping() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, None);
+    let o = k.order(c, 0, Some(-10), &[(p, 10)]);
+    k.line_mut(o, 1).qty_delivered = d(10);
+    let pk = k.picking(o, -12) as usize;
+    k.s.pickings[pk].state = PickingState::Done;
+    k.s.pickings[pk].done_at = Some(days(-6));
+    let r = scan(&k);
+    let e = one(&r, Kind::MissingDocuments);
+    assert!(e.title.contains("proof_of_delivery"));
+    k.s.pickings[pk].done_at = Some(days(-2)); // within 96 h
+    assert!(of_kind(&scan(&k), Kind::MissingDocuments).is_empty());
+}
+
+// ---- repeated changes -----------------------------------------------------------
+
+#[test]
+fn three_changes_in_the_window() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::A, None);
+    k.stock(p, 0, 100, 0);
+    let o = k.order(c, 0, Some(5), &[(p, 10)]);
+    k.change(o, 1);
+    k.change(o, 2);
+    assert!(of_kind(&scan(&k), Kind::RepeatedChanges).is_empty());
+    k.change(o, 40); // outside the 30-day window
+    assert!(of_kind(&scan(&k), Kind::RepeatedChanges).is_empty());
+    k.change(o, 3);
+    let r = scan(&k);
+    let e = one(&r, Kind::RepeatedChanges);
+    assert_eq!(
+        e.evidence
+            .iter()
+            .filter(|x| x.source.model == "mail.tracking.value")
+            .count(),
+        3
+    );
+    assert!(e.confidence >= 0.9, "key account");
+}
+
+// ---- custom rules ---------------------------------------------------------------
+
+#[test]
+fn custom_rule_fires_with_field_evidence_and_routing() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Small Shop", Tier::C, None);
+    k.stock(p, 0, 1000, 0);
+    k.order(c, 0, Some(5), &[(p, 500)]); // 50,000 open
+    let r = scan(&k);
+    let e = one(&r, Kind::Custom("large_order_standard_account".into()));
+    assert_eq!(e.owner_role, "sales_manager");
+    assert_eq!(e.policy_rule, "rules.large_order_standard_account");
+    assert!(
+        e.evidence[0].fact.contains("customer.tier = 'C'"),
+        "{}",
+        e.evidence[0].fact
+    );
+    assert!(
+        e.evidence[0].fact.contains("order.open_value = 50000"),
+        "{}",
+        e.evidence[0].fact
+    );
+    assert_eq!(actions(e), vec!["route_for_approval"]);
+}
+
+// ---- identity, data quality, robustness ------------------------------------------
+
+#[test]
+fn ids_are_stable_across_scans_and_unrelated_changes() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let q = k.product("SKU-2");
+    let c = k.customer("Acme", Tier::B, None);
+    k.order(c, 0, Some(5), &[(p, 25)]);
+    let first: Vec<String> = scan(&k).exceptions.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(
+        first,
+        scan(&k)
+            .exceptions
+            .iter()
+            .map(|e| e.id.clone())
+            .collect::<Vec<_>>()
+    );
+    k.stock(q, 1, 5, 0);
+    k.order(c, 1, Some(5), &[(q, 1)]);
+    let after: Vec<String> = scan(&k).exceptions.iter().map(|e| e.id.clone()).collect();
+    assert!(first.iter().all(|id| after.contains(id)));
+}
+
+#[test]
+fn dangling_references_become_findings_not_panics() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, None);
+    let o = k.order(c, 0, Some(5), &[(p, 5), (p, 5)]);
+    k.line_mut(o, 1).product = 999;
+    k.line_mut(o, 2).discount = d(140);
+    k.s.pickings.push(crate::domain::Picking {
+        id: 1,
+        name: "WH9/OUT/1".into(),
+        order: 77,
+        warehouse: 9,
+        carrier: Some(9),
+        state: PickingState::Assigned,
+        scheduled: None,
+        done_at: None,
+        tracking_ref: None,
+        documents_required: vec![],
+        documents_present: vec![],
+    });
+    k.s.orders.push(crate::domain::SalesOrder {
+        line_count: 50,
+        customer: 42,
+        ..k.s.orders[0].clone()
+    });
+    let r = scan(&k);
+    let codes: Vec<&str> = r.findings.iter().map(|f| f.code).collect();
+    for code in [
+        "line_unknown_product",
+        "line_discount_out_of_range",
+        "picking_unknown_reference",
+        "picking_unknown_carrier",
+        "order_unknown_customer",
+        "order_lines_out_of_range",
+    ] {
+        assert!(codes.contains(&code), "{code} missing from {codes:?}");
+    }
+    assert!(
+        r.exceptions
+            .iter()
+            .all(|e| e.line != Some(1) || e.kind != Kind::StockShortage)
+    );
+}
+
+#[test]
+fn every_builtin_kind_appears_in_the_default_demo() {
+    let snap = crate::demo::generate(
+        &crate::demo::DemoConfig {
+            seed: 42,
+            orders: crate::demo::DemoConfig::DEFAULT_ORDERS,
+            now: now(),
+        },
+        &mut |_, _, _| {},
+    );
+    let r = detect(&snap, &Policy::embedded().unwrap(), now());
+    for kind in Kind::BUILTIN {
+        assert!(
+            r.exceptions.iter().any(|e| e.kind == kind),
+            "no {kind} in the demo"
+        );
+    }
+    // A healthy distributor: most open orders are clean.
+    let open_orders = snap
+        .orders
+        .iter()
+        .filter(|o| {
+            snap.order_lines(o)
+                .iter()
+                .any(|l| l.open_qty() > Decimal::ZERO)
+        })
+        .count();
+    let mut touched: Vec<&str> = r
+        .exceptions
+        .iter()
+        .filter(|e| e.order_ref.starts_with('S'))
+        .map(|e| e.order_ref.as_str())
+        .collect();
+    touched.sort();
+    touched.dedup();
+    let share = touched.len() as f64 / open_orders as f64;
+    assert!((0.05..0.35).contains(&share), "{share}");
+    // Ranked: scores never increase down the queue.
+    assert!(r.exceptions.windows(2).all(|w| w[0].score >= w[1].score));
+}
