@@ -11,13 +11,22 @@
 //!   scoring, routing, recommendations and the allocation solver. No I/O, no clock.
 //! - [`demo`] — the demo distributor: a seeded generator of a believable wholesale
 //!   distributor, the embedded default source and the benchmark workload.
-//! - [`cli`] — the command line (`scan`, `explain`, `bench`), rendering and progress.
+//! - [`store`] — storage with sqlx (SQLite file by default, PostgreSQL by URL): cases,
+//!   approvals, API tokens and the hash-chained audit log. All SQL lives here.
+//! - [`app`] — the server's use-cases: scanning into cases, the case lifecycle,
+//!   approvals with exactly-once execution, identity; the `Source`/`Executor` traits and
+//!   the demo's implementation of both.
+//! - [`http`] — the axum API: thin handlers over `app`, errors mapped in one place.
+//! - [`cli`] — the command line (`serve`, `scan`, `explain`, `token`, `audit`, `bench`).
 //!
 //! Data flows one way: a source builds a `Snapshot`, `core::detect` turns it into ranked
 //! exceptions, and the interfaces render them.
 
+pub mod app;
 pub mod cli;
 pub mod core;
 pub mod demo;
 pub mod domain;
+pub mod http;
 pub mod policy;
+pub mod store;

@@ -6,6 +6,7 @@
 
 mod bench;
 mod progress;
+pub mod server;
 mod table;
 
 use std::io::Write;
@@ -51,6 +52,14 @@ pub enum Command {
     /// Policy tools.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Run the server: HTTP API, scans on an interval, approvals, audit log.
+    Serve(server::ServeArgs),
+    /// Create and revoke API tokens.
+    #[command(subcommand)]
+    Token(server::TokenCommand),
+    /// Verify or export the audit log.
+    #[command(subcommand)]
+    Audit(server::AuditCommand),
 }
 
 /// Where the data comes from.
@@ -145,6 +154,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Scan(a) => scan(&policy, a, out),
         Command::Explain(a) => explain(&policy, a, out),
         Command::Bench(BenchCommand::Scan(a)) => bench::scan(&policy, a, out),
+        Command::Serve(a) => server::serve(policy, a, out),
+        Command::Token(c) => server::token(policy, c, out),
+        Command::Audit(c) => server::audit_cmd(c, out),
         Command::Policy(PolicyCommand::Check) => {
             writeln!(
                 out,

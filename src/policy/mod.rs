@@ -360,7 +360,12 @@ struct RawFile {
 #[serde(deny_unknown_fields)]
 struct RawRoles {
     names: Vec<String>,
+    #[serde(default)]
+    permissions: BTreeMap<String, Vec<String>>,
 }
+
+/// Permissions a role can be granted in `roles.toml` (`[roles.permissions]`).
+pub const PERMISSIONS: &[&str] = &["decide_any_case", "request_actions", "read_audit", "run_scan"];
 
 /// A loaded, validated policy.
 #[derive(Debug, Clone)]
@@ -371,6 +376,8 @@ pub struct Policy {
     pub sources: BTreeMap<&'static str, String>,
     /// Known roles.
     pub roles: Vec<String>,
+    /// Permission → roles holding it.
+    pub permissions: BTreeMap<String, Vec<String>>,
     /// Thresholds.
     pub thresholds: Thresholds,
     /// Scoring.
@@ -455,7 +462,7 @@ impl Policy {
     /// Parse and validate a set of (file name, content) pairs.
     pub fn from_files(files: &[(String, String)]) -> Result<Policy, PolicyError> {
         let mut hasher = Sha256::new();
-        let mut roles: Option<(String, Vec<String>)> = None;
+        let mut roles: Option<(String, RawRoles)> = None;
         let mut thresholds: Option<(String, Thresholds)> = None;
         let mut scoring: Option<(String, Scoring)> = None;
         let mut routing: Option<(String, BTreeMap<String, Route>)> = None;
@@ -494,7 +501,7 @@ impl Policy {
                 file: file.clone(),
                 message: e.to_string().trim_end().replace('\n', "\n  "),
             })?;
-            once(&mut roles, file, "roles", raw.roles.map(|r| r.names))?;
+            once(&mut roles, file, "roles", raw.roles)?;
             once(&mut thresholds, file, "thresholds", raw.thresholds)?;
             once(&mut scoring, file, "scoring", raw.scoring)?;
             once(&mut routing, file, "routing", raw.routing)?;
@@ -508,8 +515,9 @@ impl Policy {
             key: key.to_string(),
             hint: hint.to_string(),
         };
-        let (roles_file, roles) =
-            roles.ok_or_else(|| missing("roles", "the list of role names"))?;
+        let (roles_file, raw_roles) = roles.ok_or_else(|| missing("roles", "the list of role names"))?;
+        let roles = raw_roles.names;
+        let permissions = raw_roles.permissions;
         let (thr_file, thresholds) =
             thresholds.ok_or_else(|| missing("thresholds", "when conditions become exceptions"))?;
         let (sc_file, scoring) =
@@ -552,6 +560,19 @@ impl Policy {
                 ))
             }
         };
+
+        for (perm, holders) in &permissions {
+            if !PERMISSIONS.contains(&perm.as_str()) {
+                return Err(invalid(
+                    &roles_file,
+                    format!("roles.permissions.{perm}"),
+                    format!("unknown permission (known: {})", PERMISSIONS.join(", ")),
+                ));
+            }
+            for r in holders {
+                check_role(&roles_file, format!("roles.permissions.{perm}"), r)?;
+            }
+        }
 
         // Thresholds and scoring: ranges.
         let pct = |file: &str, key: &str, v: Decimal| -> Result<(), PolicyError> {
@@ -798,6 +819,7 @@ impl Policy {
             version,
             sources,
             roles,
+            permissions,
             thresholds,
             scoring,
             routing,
@@ -809,6 +831,13 @@ impl Policy {
     /// Routing for a built-in kind.
     pub fn route(&self, kind: &str) -> Option<&Route> {
         self.routing.get(kind)
+    }
+
+    /// Whether a role holds a permission.
+    pub fn permits(&self, role: &str, permission: &str) -> bool {
+        self.permissions
+            .get(permission)
+            .is_some_and(|holders| holders.iter().any(|h| h == role))
     }
 
     /// Roles allowed to approve an action.

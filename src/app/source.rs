@@ -1,0 +1,252 @@
+//! Where snapshots come from and where approved actions go: the [`Source`] and
+//! [`Executor`] traits, and the demo distributor's implementation of both.
+//!
+//! The demo source keeps its snapshot in memory and executes approved actions on it
+//! (moving a reservation, changing a promised date, attaching documents…), so the next
+//! scan sees the effect — the same loop the Odoo connector closes against a real Odoo.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{Duration, Utc};
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use crate::core::Action;
+use crate::demo::{self, DemoConfig};
+use crate::domain::{DocumentKind, Ix, PurchaseState, Snapshot};
+
+/// A boxed, sendable future (object-safe async traits).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a snapshot could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+/// Why an action could not be executed. The message is safe to show and to log.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ExecError(pub String);
+
+/// Builds snapshots.
+pub trait Source: Send + Sync {
+    /// What it is (`demo seed=42 orders=1500`, an Odoo URL without credentials).
+    fn describe(&self) -> String;
+    /// The current snapshot.
+    fn snapshot(&self) -> BoxFuture<'_, Result<Arc<Snapshot>, SourceError>>;
+}
+
+/// Carries out approved actions. `key` is the approval id: executing the same key twice
+/// must not act twice (retries after a crash re-send it).
+pub trait Executor: Send + Sync {
+    /// Execute and return a JSON description of what was done.
+    fn execute<'a>(&'a self, key: &'a str, action: &'a Action) -> BoxFuture<'a, Result<serde_json::Value, ExecError>>;
+}
+
+/// The demo distributor as a live source.
+pub struct DemoSource {
+    snap: RwLock<Arc<Snapshot>>,
+    done: Mutex<HashMap<String, serde_json::Value>>,
+}
+
+impl DemoSource {
+    /// Generate the demo.
+    pub fn new(cfg: &DemoConfig) -> DemoSource {
+        DemoSource::from_snapshot(demo::generate(cfg, &mut |_, _, _| {}))
+    }
+
+    /// Wrap an existing snapshot.
+    pub fn from_snapshot(s: Snapshot) -> DemoSource {
+        DemoSource {
+            snap: RwLock::new(Arc::new(s)),
+            done: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn current(&self) -> Arc<Snapshot> {
+        match self.snap.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Apply an action to the in-memory data (copy on write).
+    fn apply(&self, action: &Action) -> Result<serde_json::Value, ExecError> {
+        let mut guard = match self.snap.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let s = Arc::make_mut(&mut guard);
+        let now = Utc::now();
+        let order_ix = |s: &Snapshot, name: &str| -> Result<Ix, ExecError> {
+            s.order_by_name(name)
+                .map(|(i, _)| i)
+                .ok_or_else(|| ExecError(format!("order {name} is not in the data")))
+        };
+        let line_ix = |s: &Snapshot, id: i64| -> Result<usize, ExecError> {
+            s.lines
+                .iter()
+                .position(|l| l.id == id)
+                .ok_or_else(|| ExecError(format!("order line {id} is not in the data")))
+        };
+        let product_ix = |s: &Snapshot, sku: &str| -> Result<Ix, ExecError> {
+            s.products
+                .iter()
+                .position(|p| p.sku == sku)
+                .map(|i| i as Ix)
+                .ok_or_else(|| ExecError(format!("product {sku} is not in the data")))
+        };
+        let wh_ix = |s: &Snapshot, code: &str| -> Result<Ix, ExecError> {
+            s.warehouses
+                .iter()
+                .position(|w| w.code == code)
+                .map(|i| i as Ix)
+                .ok_or_else(|| ExecError(format!("warehouse {code} is not in the data")))
+        };
+        Ok(match action {
+            Action::Reallocate { qty, from_line, to_line, .. } => {
+                let (f, t) = (line_ix(s, *from_line)?, line_ix(s, *to_line)?);
+                let available = s.lines[f].qty_reserved;
+                let moved = (*qty).min(available).max(Decimal::ZERO);
+                s.lines[f].qty_reserved -= moved;
+                s.lines[t].qty_reserved += moved;
+                json!({"moved": moved, "from_line": from_line, "to_line": to_line})
+            }
+            Action::SplitShipment { order, ship_now, .. } => {
+                json!({"order": order, "ship_now": ship_now, "note": "backorder created"})
+            }
+            Action::Transfer { product, qty, from_warehouse, to_warehouse } => {
+                let p = product_ix(s, product)?;
+                let (fw, tw) = (wh_ix(s, from_warehouse)?, wh_ix(s, to_warehouse)?);
+                let Some(from) = s.stock.iter().position(|q| q.product == p && q.warehouse == fw) else {
+                    return Err(ExecError(format!("no stock of {product} in {from_warehouse}")));
+                };
+                let moved = (*qty).min((s.stock[from].on_hand - s.stock[from].reserved).max(Decimal::ZERO));
+                s.stock[from].on_hand -= moved;
+                match s.stock.iter().position(|q| q.product == p && q.warehouse == tw) {
+                    Some(to) => s.stock[to].on_hand += moved,
+                    None => {
+                        let id = s.stock.iter().map(|q| q.id).max().unwrap_or(0) + 1;
+                        s.stock.push(crate::domain::StockLevel {
+                            id,
+                            product: p,
+                            warehouse: tw,
+                            on_hand: moved,
+                            reserved: Decimal::ZERO,
+                        })
+                    }
+                }
+                json!({"moved": moved, "product": product, "from": from_warehouse, "to": to_warehouse})
+            }
+            Action::Substitute { line, to_product, .. } => {
+                let l = line_ix(s, *line)?;
+                let p = product_ix(s, to_product)?;
+                s.lines[l].product = p;
+                s.lines[l].qty_reserved = Decimal::ZERO;
+                json!({"line": line, "product": to_product})
+            }
+            Action::ExpeditePurchase { line, .. } => {
+                let Some(b) = s.inbound.iter_mut().find(|b| b.id == *line) else {
+                    return Err(ExecError(format!("purchase line {line} is not in the data")));
+                };
+                let sooner = now + Duration::days(3);
+                b.planned = Some(b.planned.map_or(sooner, |p| p.min(sooner)).max(now));
+                b.confirmed = true;
+                json!({"purchase_line": line, "planned": b.planned})
+            }
+            Action::ResourcePurchase { product, qty, warehouse } => {
+                let p = product_ix(s, product)?;
+                let w = wh_ix(s, warehouse)?;
+                let id = s.inbound.iter().map(|b| b.id).max().unwrap_or(0) + 1;
+                let po_ref = format!("P{:05}", s.inbound.len() + 1);
+                s.inbound.push(crate::domain::InboundLine {
+                    id,
+                    po_ref: po_ref.clone(),
+                    supplier: 0,
+                    product: p,
+                    warehouse: w,
+                    qty: *qty,
+                    qty_received: Decimal::ZERO,
+                    ordered_at: now,
+                    original_planned: Some(now + Duration::days(2)),
+                    planned: Some(now + Duration::days(2)),
+                    confirmed: true,
+                    state: PurchaseState::Purchase,
+                });
+                json!({"purchase": po_ref, "qty": qty})
+            }
+            Action::Reschedule { order, new_date } => {
+                let o = order_ix(s, order)?;
+                s.orders[o as usize].promised = Some(*new_date);
+                let (first, count) = (s.orders[o as usize].first_line, s.orders[o as usize].line_count);
+                for l in s.lines.iter_mut().skip(first as usize).take(count as usize) {
+                    l.promised = None;
+                }
+                json!({"order": order, "promised": new_date})
+            }
+            Action::ReleaseCreditHold { order, .. } => {
+                let o = order_ix(s, order)?;
+                let c = s.orders[o as usize].customer as usize;
+                if let Some(cust) = s.customers.get_mut(c) {
+                    // Finance raises the limit to cover this order's exposure.
+                    cust.credit_limit = None;
+                }
+                json!({"order": order, "released": true})
+            }
+            Action::ApplyPrice { line, price, .. } => {
+                let l = line_ix(s, *line)?;
+                s.lines[l].price_unit = *price;
+                s.lines[l].discount = Decimal::ZERO;
+                json!({"line": line, "price": price})
+            }
+            Action::RequestDocuments { picking, documents } => {
+                let Some(p) = s.pickings.iter_mut().find(|p| &p.name == picking) else {
+                    return Err(ExecError(format!("picking {picking} is not in the data")));
+                };
+                for d in &p.documents_required.clone() {
+                    if documents.iter().any(|x| x == d.as_str()) && !p.documents_present.contains(d) {
+                        p.documents_present.push(*d);
+                    }
+                }
+                let _ = DocumentKind::ProofOfDelivery;
+                json!({"picking": picking, "documents": documents})
+            }
+            Action::ContactCustomer { order, purpose } => {
+                json!({"order": order, "message_posted": purpose})
+            }
+            Action::RouteForApproval { order, role } => {
+                json!({"order": order, "routed_to": role})
+            }
+        })
+    }
+}
+
+impl Source for DemoSource {
+    fn describe(&self) -> String {
+        self.current().source.clone()
+    }
+
+    fn snapshot(&self) -> BoxFuture<'_, Result<Arc<Snapshot>, SourceError>> {
+        Box::pin(async move { Ok(self.current()) })
+    }
+}
+
+impl Executor for DemoSource {
+    fn execute<'a>(&'a self, key: &'a str, action: &'a Action) -> BoxFuture<'a, Result<serde_json::Value, ExecError>> {
+        Box::pin(async move {
+            let mut done = match self.done.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            if let Some(previous) = done.get(key) {
+                return Ok(previous.clone());
+            }
+            let result = self.apply(action)?;
+            done.insert(key.to_string(), result.clone());
+            Ok(result)
+        })
+    }
+}

@@ -1,0 +1,305 @@
+//! `serve`, `token` and `audit`: the commands that touch storage. They all take the same
+//! `--data-dir DIR` (or `DATABASE_URL`).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::SourceArgs;
+use crate::app::source::DemoSource;
+use crate::app::{App, identity};
+use crate::demo::DemoConfig;
+use crate::http::{self, AppState, Metrics};
+use crate::policy::Policy;
+use crate::store::audit::{self, AuditEvent, AuditLog};
+use crate::store::{Store, StoreConfig};
+
+/// Where cases, approvals, tokens and the audit log live.
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    /// Directory for the SQLite file and indexes (created if missing).
+    #[arg(long, env = "ORDER_COPILOT_DATA_DIR", default_value = "data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// PostgreSQL (postgres://…) or SQLite (sqlite://…) URL; overrides --data-dir for storage.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+impl StorageArgs {
+    fn config(&self) -> StoreConfig {
+        StoreConfig {
+            database_url: self.database_url.clone().filter(|s| !s.trim().is_empty()),
+            data_dir: self.data_dir.clone(),
+        }
+    }
+
+    /// Open (and migrate) the store.
+    pub async fn open(&self) -> anyhow::Result<Store> {
+        let cfg = self.config();
+        Store::open(&cfg).await.with_context(|| format!("cannot open storage at {}", cfg.describe()))
+    }
+}
+
+/// `serve` arguments.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ORDER_COPILOT_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Seconds between scans of the source.
+    #[arg(long, env = "ORDER_COPILOT_SCAN_INTERVAL", default_value_t = 300)]
+    pub scan_interval: u64,
+}
+
+/// `token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token; prints the token (and nothing else) on standard output.
+    Create {
+        /// Role of the token's holder.
+        #[arg(long)]
+        role: String,
+        /// Name of the holder (unique among active tokens).
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Revoke a token by name.
+    Revoke {
+        /// Name of the token.
+        name: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
+/// `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain; names the first bad row and exits 1 if any.
+    Verify {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Write rows as JSON Lines.
+    Export {
+        /// From this time: RFC 3339 (2026-11-01T00:00:00Z) or a date (2026-11-01).
+        #[arg(long)]
+        since: Option<String>,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ORDER_COPILOT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Run the server until SIGINT/SIGTERM.
+pub fn serve(policy: Policy, a: ServeArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    init_tracing();
+    if a.source.orders == 0 {
+        anyhow::bail!("--orders must be at least 1");
+    }
+    if a.scan_interval == 0 {
+        anyhow::bail!("--scan-interval must be at least 1 second");
+    }
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let store = a.storage.open().await?;
+        tracing::info!(storage = %a.storage.config().describe(), backend = ?store.backend(), "storage ready");
+        let (audit_log, writer) = AuditLog::start(store.clone());
+        audit_log
+            .append(
+                AuditEvent::new("policy.loaded", "system", json!({"version": policy.version, "sources": policy.sources, "rules": policy.rules.len()}))
+                    .policy(&policy.version),
+            )
+            .await?;
+        let demo = Arc::new(DemoSource::new(&DemoConfig {
+            seed: a.source.seed,
+            orders: a.source.orders,
+            now: chrono::Utc::now(),
+        }));
+        let app = Arc::new(App::new(store.clone(), audit_log.clone(), Arc::new(policy), demo.clone(), demo));
+        let recovered = app.recover().await?;
+        if recovered > 0 {
+            tracing::warn!(recovered, "finished executions interrupted by a crash");
+        }
+        if store.token_count().await? == 0 {
+            let token = identity::create_token(&store, &app.policy, "admin", "admin").await?;
+            audit_log.append(AuditEvent::new("token.created", "system", json!({"name": "admin", "role": "admin", "first_start": true}))).await?;
+            writeln!(out, "First start: an admin token was created. It is shown only this once:\n\n  {token}\n\nUse it as `Authorization: Bearer {token}`; create more with `order-copilot token create`.")?;
+            out.flush()?;
+        }
+        let summary = app.scan("system").await?;
+        tracing::info!(exceptions = summary.exceptions, open_lines = summary.open_lines, new = summary.merge.new, "initial scan done");
+
+        let listener = tokio::net::TcpListener::bind(a.addr).await.with_context(|| format!("cannot listen on {}", a.addr))?;
+        let local = listener.local_addr()?;
+        tracing::info!(addr = %local, "listening");
+        writeln!(out, "order-copilot listening on http://{local}")?;
+        out.flush()?;
+
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let scanner = {
+            let app = app.clone();
+            let every = Duration::from_secs(a.scan_interval);
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {
+                            if let Err(e) = app.scan("system").await {
+                                app.counters.scan_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                tracing::error!(error = %e, "scheduled scan failed; serving the last good scan");
+                            }
+                        }
+                        _ = stop_rx.changed() => break,
+                    }
+                }
+            })
+        };
+        let state = AppState { app: app.clone(), metrics: Arc::new(Metrics::default()) };
+        http::serve(listener, state, shutdown_signal()).await?;
+        tracing::info!("shutting down: in-flight requests finished");
+        let _ = stop_tx.send(true);
+        let _ = scanner.await;
+        // The writer acknowledges in order: once this event is on disk, all before it are.
+        audit_log.append(AuditEvent::new("server.stopped", "system", json!({}))).await?;
+        drop(app);
+        drop(audit_log);
+        writer.finish().await;
+        store.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `token create` / `token revoke`.
+pub fn token(policy: Policy, cmd: TokenCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        match cmd {
+            TokenCommand::Create { role, name, storage } => {
+                let store = storage.open().await?;
+                let secret = identity::create_token(&store, &policy, &name, &role).await?;
+                audit::write_batch(&store, vec![AuditEvent::new("token.created", "cli", json!({"name": name, "role": role}))]).await?;
+                writeln!(out, "{secret}")?;
+                store.close().await;
+            }
+            TokenCommand::Revoke { name, storage } => {
+                let store = storage.open().await?;
+                identity::revoke_token(&store, &name).await?;
+                audit::write_batch(&store, vec![AuditEvent::new("token.revoked", "cli", json!({"name": name}))]).await?;
+                eprintln!("revoked token {name}");
+                store.close().await;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn parse_since(s: &str) -> anyhow::Result<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_micros());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(t.and_utc().timestamp_micros());
+    }
+    anyhow::bail!("--since `{s}` is neither an RFC 3339 time (2026-11-01T00:00:00Z) nor a date (2026-11-01)")
+}
+
+/// `audit verify` / `audit export`.
+pub fn audit_cmd(cmd: AuditCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        match cmd {
+            AuditCommand::Verify { storage } => {
+                let store = storage.open().await?;
+                let mut bar = super::progress::Bar::new("verifying");
+                let v = audit::verify(&store, |n| bar.update("rows", n as u64, n as u64)).await?;
+                bar.finish();
+                store.close().await;
+                match v.first_bad {
+                    None => {
+                        writeln!(out, "audit log OK: {} rows, chain intact", v.rows)?;
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Some((seq, why)) => {
+                        writeln!(out, "audit log BROKEN at row {seq}: {why}")?;
+                        Ok(ExitCode::FAILURE)
+                    }
+                }
+            }
+            AuditCommand::Export { since, out: file, storage } => {
+                let since = since.as_deref().map(parse_since).transpose()?.unwrap_or(i64::MIN);
+                let store = storage.open().await?;
+                let n = match file {
+                    Some(path) => {
+                        let f = std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
+                        let mut w = std::io::BufWriter::new(f);
+                        let n = audit::export(&store, since, &mut w).await?;
+                        w.flush()?;
+                        n
+                    }
+                    None => {
+                        let mut buf = Vec::new();
+                        let n = audit::export(&store, since, &mut buf).await?;
+                        out.write_all(&buf)?;
+                        n
+                    }
+                };
+                eprintln!("exported {n} audit rows");
+                store.close().await;
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}

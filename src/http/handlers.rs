@@ -1,0 +1,310 @@
+//! Handlers: extract, call one use-case, map the result. No SQL and no business rules here.
+
+use std::str::FromStr;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::{AppState, openapi};
+use crate::app::User;
+use crate::store::audit::{self, AuditQuery};
+use crate::store::{ApprovalStatus, CaseQuery, CaseSort, CaseStatus};
+
+type ApiResult = Result<Response, ApiError>;
+
+fn ok(v: Value) -> ApiResult {
+    Ok(Json(v).into_response())
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(v)| v).map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+/// Parse an optional JSON body (empty body = defaults).
+fn body<T: DeserializeOwned + Default>(b: &Bytes) -> Result<T, ApiError> {
+    if b.iter().all(|c| c.is_ascii_whitespace()) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(b).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+fn bounded(field: &str, v: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
+    match v {
+        Some(s) if s.len() > max => Err(ApiError::BadRequest(format!("{field} is longer than {max} characters"))),
+        Some(s) if s.is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+pub(super) async fn me(State(s): State<AppState>, Extension(user): Extension<User>) -> ApiResult {
+    let perms: Vec<&str> = crate::policy::PERMISSIONS
+        .iter()
+        .copied()
+        .filter(|p| s.app.policy.permits(&user.role, p))
+        .collect();
+    let approves: Vec<&String> = s
+        .app
+        .policy
+        .approvals
+        .iter()
+        .filter(|(_, r)| r.roles.contains(&user.role))
+        .map(|(a, _)| a)
+        .collect();
+    ok(json!({"name": user.name, "role": user.role, "permissions": perms, "approves": approves}))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ExceptionsQuery {
+    status: Option<String>,
+    kind: Option<String>,
+    owner: Option<String>,
+    severity: Option<String>,
+    warehouse: Option<String>,
+    tier: Option<String>,
+    customer: Option<String>,
+    order: Option<String>,
+    sort: Option<CaseSort>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+pub(super) async fn list_exceptions(
+    State(s): State<AppState>,
+    q: Result<Query<ExceptionsQuery>, QueryRejection>,
+) -> ApiResult {
+    let q = query(q)?;
+    let status = match q.status.as_deref() {
+        None | Some("") | Some("active") => None,
+        Some(x) => Some(CaseStatus::from_str(x).map_err(ApiError::BadRequest)?),
+    };
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadRequest("limit must be between 1 and 500".into()));
+    }
+    let offset = q.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::BadRequest("offset must not be negative".into()));
+    }
+    let cq = CaseQuery {
+        status,
+        kind: bounded("kind", q.kind, 64)?,
+        owner: bounded("owner", q.owner, 64)?,
+        severity: bounded("severity", q.severity, 16)?,
+        warehouse: bounded("warehouse", q.warehouse, 32)?,
+        tier: bounded("tier", q.tier, 4)?,
+        customer: bounded("customer", q.customer, 128)?,
+        order_ref: bounded("order", q.order, 64)?,
+        sort: q.sort.unwrap_or_default(),
+        limit,
+        offset,
+    };
+    let (items, total) = s.app.list_cases(&cq).await?;
+    ok(json!({"items": items, "total": total, "limit": limit, "offset": offset}))
+}
+
+pub(super) async fn get_case(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let (case, approvals) = s.app.case(&id).await?;
+    let history = audit::search(
+        &s.app.store,
+        &AuditQuery {
+            case_id: Some(id.clone()),
+            limit: Some(100),
+            ..AuditQuery::default()
+        },
+    )
+    .await
+    .map_err(|e| ApiError::App(e.into()))?;
+    ok(json!({"case": case, "approvals": approvals, "history": history}))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Outcome {
+    outcome: Option<String>,
+    reason: Option<String>,
+}
+
+async fn decide(s: &AppState, user: &User, id: &str, to: CaseStatus, b: &Bytes) -> ApiResult {
+    let o: Outcome = body(b)?;
+    let text = o.outcome.or(o.reason);
+    let seq = s.app.decide_case(user, id, to, text.as_deref()).await?;
+    let (case, _) = s.app.case(id).await?;
+    ok(json!({"case": case.summary, "audit_seq": seq}))
+}
+
+pub(super) async fn acknowledge(
+    State(s): State<AppState>,
+    Extension(user): Extension<User>,
+    Path(id): Path<String>,
+    b: Bytes,
+) -> ApiResult {
+    decide(&s, &user, &id, CaseStatus::Acknowledged, &b).await
+}
+
+pub(super) async fn resolve(
+    State(s): State<AppState>,
+    Extension(user): Extension<User>,
+    Path(id): Path<String>,
+    b: Bytes,
+) -> ApiResult {
+    decide(&s, &user, &id, CaseStatus::Resolved, &b).await
+}
+
+pub(super) async fn dismiss(
+    State(s): State<AppState>,
+    Extension(user): Extension<User>,
+    Path(id): Path<String>,
+    b: Bytes,
+) -> ApiResult {
+    decide(&s, &user, &id, CaseStatus::Dismissed, &b).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ActionRequest {
+    recommendation: Option<usize>,
+}
+
+pub(super) async fn request_action(
+    State(s): State<AppState>,
+    Extension(user): Extension<User>,
+    Path(id): Path<String>,
+    b: Bytes,
+) -> ApiResult {
+    let r: ActionRequest = body(&b)?;
+    let idx = r
+        .recommendation
+        .ok_or_else(|| ApiError::BadRequest("`recommendation` (the index of the case's recommendation) is required".into()))?;
+    let row = s.app.request_action(&user, &id, idx).await?;
+    Ok((StatusCode::CREATED, Json(json!({"approval": row}))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ApprovalsQuery {
+    status: Option<String>,
+    mine: Option<bool>,
+}
+
+pub(super) async fn list_approvals(
+    State(s): State<AppState>,
+    Extension(user): Extension<User>,
+    q: Result<Query<ApprovalsQuery>, QueryRejection>,
+) -> ApiResult {
+    let q = query(q)?;
+    let status = match q.status.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some(x) => Some(ApprovalStatus::from_str(x).map_err(ApiError::BadRequest)?),
+    };
+    let items = s.app.approvals(&user, status, q.mine.unwrap_or(false)).await?;
+    ok(json!({"items": items}))
+}
+
+pub(super) async fn get_approval(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    ok(json!({"approval": s.app.approval(&id).await?}))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Decision {
+    reason: Option<String>,
+}
+
+pub(super) async fn approve(
+    State(s): State<AppState>,
+    Extension(user): Extension<User>,
+    Path(id): Path<String>,
+    b: Bytes,
+) -> ApiResult {
+    let d: Decision = body(&b)?;
+    let row = s.app.decide_approval(&user, &id, true, d.reason.as_deref()).await?;
+    ok(json!({"approval": row}))
+}
+
+pub(super) async fn reject(
+    State(s): State<AppState>,
+    Extension(user): Extension<User>,
+    Path(id): Path<String>,
+    b: Bytes,
+) -> ApiResult {
+    let d: Decision = body(&b)?;
+    let row = s.app.decide_approval(&user, &id, false, d.reason.as_deref()).await?;
+    ok(json!({"approval": row}))
+}
+
+pub(super) async fn audit_search(
+    State(s): State<AppState>,
+    Extension(user): Extension<User>,
+    q: Result<Query<AuditQuery>, QueryRejection>,
+) -> ApiResult {
+    s.app.require(&user, "read_audit")?;
+    let q = query(q)?;
+    let items = audit::search(&s.app.store, &q).await.map_err(|e| ApiError::App(e.into()))?;
+    ok(json!({"items": items}))
+}
+
+pub(super) async fn audit_verify(State(s): State<AppState>, Extension(user): Extension<User>) -> ApiResult {
+    s.app.require(&user, "read_audit")?;
+    let v = audit::verify(&s.app.store, |_| {}).await.map_err(|e| ApiError::App(e.into()))?;
+    ok(json!({"ok": v.ok(), "rows": v.rows, "first_bad": v.first_bad.map(|(seq, why)| json!({"seq": seq, "problem": why}))}))
+}
+
+pub(super) async fn explain(State(s): State<AppState>, Path(order): Path<String>) -> ApiResult {
+    if order.len() > 64 {
+        return Err(ApiError::BadRequest("order reference is longer than 64 characters".into()));
+    }
+    ok(serde_json::to_value(s.app.explain(&order).await?).map_err(|e| ApiError::App(crate::app::AppError::Internal(e.to_string())))?)
+}
+
+pub(super) async fn scan(State(s): State<AppState>, Extension(user): Extension<User>) -> ApiResult {
+    s.app.require(&user, "run_scan")?;
+    ok(json!({"scan": s.app.scan(&user.name).await?}))
+}
+
+pub(super) async fn status(State(s): State<AppState>) -> ApiResult {
+    let latest = s.app.latest().await;
+    let counts = s.app.store.case_counts().await.map_err(|e| ApiError::App(e.into()))?;
+    let scan = latest.map(|l| {
+        json!({
+            "finished_at": l.finished_at,
+            "age_seconds": (chrono::Utc::now() - l.finished_at).num_seconds(),
+            "detect_ms": l.duration.as_millis(),
+            "exceptions": l.result.exceptions.len(),
+            "open_lines": l.result.open_lines,
+            "findings": l.result.findings.len(),
+            "merge": l.merge,
+            "snapshot_taken_at": l.snapshot.taken_at,
+        })
+    });
+    ok(json!({
+        "source": s.app.source.describe(),
+        "policy_version": s.app.policy.version,
+        "last_scan": scan,
+        "cases": counts.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+    }))
+}
+
+pub(super) async fn readyz(State(s): State<AppState>) -> Response {
+    let db = s.app.store.ping().await;
+    let scanned = s.app.latest().await.is_some();
+    let status = if db && scanned { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(json!({"database": db, "scanned": scanned}))).into_response()
+}
+
+pub(super) async fn metrics(State(s): State<AppState>) -> Response {
+    let text = s.metrics.render(&s.app).await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+pub(super) async fn openapi() -> Response {
+    Json(openapi::document()).into_response()
+}

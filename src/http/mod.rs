@@ -1,0 +1,195 @@
+//! The HTTP API (axum): thin handlers that extract, call one [`App`] use-case and map the
+//! result. Request ids, tracing spans, body limits, timeouts, metrics and authentication
+//! are layers here; status codes are chosen only in [`error`].
+//!
+//! Stable paths: `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /api/openapi.json`,
+//! and everything under `/api/` (bearer token required, 401 without one). The route table
+//! [`ROUTES`] is the single list that builds the OpenAPI document; a test checks every
+//! route answers.
+
+pub mod error;
+mod handlers;
+mod metrics;
+mod openapi;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::app::{App, User};
+use error::{ApiError, REQUEST_ID};
+pub use metrics::Metrics;
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// Longest a request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// Use-cases.
+    pub app: Arc<App>,
+    /// Request metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// One documented route: method, path (axum syntax), summary, whether it needs a token.
+pub struct RouteDoc {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path.
+    pub path: &'static str,
+    /// What it does.
+    pub summary: &'static str,
+    /// Needs `Authorization: Bearer …`.
+    pub auth: bool,
+}
+
+/// Every route of the API.
+pub const ROUTES: &[RouteDoc] = &[
+    RouteDoc { method: "get", path: "/healthz", summary: "Liveness: the process answers", auth: false },
+    RouteDoc { method: "get", path: "/readyz", summary: "Readiness: database reachable and a scan completed", auth: false },
+    RouteDoc { method: "get", path: "/metrics", summary: "Prometheus metrics", auth: false },
+    RouteDoc { method: "get", path: "/api/openapi.json", summary: "This document", auth: false },
+    RouteDoc { method: "get", path: "/api/me", summary: "The signed-in user, role and permissions", auth: true },
+    RouteDoc { method: "get", path: "/api/exceptions", summary: "The ranked exception queue (filters: status, kind, owner, severity, warehouse, tier, customer, order; sort: score, revenue, oldest, updated; limit, offset)", auth: true },
+    RouteDoc { method: "get", path: "/api/cases/{id}", summary: "One case with evidence, recommendations, approvals and history", auth: true },
+    RouteDoc { method: "post", path: "/api/cases/{id}/acknowledge", summary: "Take ownership of a case", auth: true },
+    RouteDoc { method: "post", path: "/api/cases/{id}/resolve", summary: "Resolve a case with an outcome", auth: true },
+    RouteDoc { method: "post", path: "/api/cases/{id}/dismiss", summary: "Dismiss a case with a reason", auth: true },
+    RouteDoc { method: "post", path: "/api/cases/{id}/actions", summary: "Request one of the case's recommended actions (creates an approval request)", auth: true },
+    RouteDoc { method: "get", path: "/api/approvals", summary: "Approval requests (status, mine=true for the caller's inbox)", auth: true },
+    RouteDoc { method: "get", path: "/api/approvals/{id}", summary: "One approval request", auth: true },
+    RouteDoc { method: "post", path: "/api/approvals/{id}/approve", summary: "Approve (executes the action exactly once)", auth: true },
+    RouteDoc { method: "post", path: "/api/approvals/{id}/reject", summary: "Reject", auth: true },
+    RouteDoc { method: "get", path: "/api/audit", summary: "Search the audit log (kind, actor, case_id, conversation_id, since, after_seq, limit)", auth: true },
+    RouteDoc { method: "get", path: "/api/audit/verify", summary: "Verify the audit log's hash chain", auth: true },
+    RouteDoc { method: "get", path: "/api/orders/{order}/explain", summary: "Everything that blocks or threatens an order", auth: true },
+    RouteDoc { method: "post", path: "/api/scan", summary: "Scan the source now", auth: true },
+    RouteDoc { method: "get", path: "/api/status", summary: "Source, last scan, staleness and case counts", auth: true },
+];
+
+/// Build the router.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/me", get(handlers::me))
+        .route("/exceptions", get(handlers::list_exceptions))
+        .route("/cases/{id}", get(handlers::get_case))
+        .route("/cases/{id}/acknowledge", post(handlers::acknowledge))
+        .route("/cases/{id}/resolve", post(handlers::resolve))
+        .route("/cases/{id}/dismiss", post(handlers::dismiss))
+        .route("/cases/{id}/actions", post(handlers::request_action))
+        .route("/approvals", get(handlers::list_approvals))
+        .route("/approvals/{id}", get(handlers::get_approval))
+        .route("/approvals/{id}/approve", post(handlers::approve))
+        .route("/approvals/{id}/reject", post(handlers::reject))
+        .route("/audit", get(handlers::audit_search))
+        .route("/audit/verify", get(handlers::audit_verify))
+        .route("/orders/{order}/explain", get(handlers::explain))
+        .route("/scan", post(handlers::scan))
+        .route("/status", get(handlers::status))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(handlers::readyz))
+        .route("/metrics", get(handlers::metrics))
+        .route("/api/openapi.json", get(handlers::openapi))
+        .nest("/api", api)
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .with_state(state)
+}
+
+fn valid_request_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Request id, tracing span and metrics around every request.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| valid_request_id(s))
+        .map(str::to_string)
+        .unwrap_or_else(|| crate::app::new_id("req"));
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let span = tracing::info_span!("request", request_id = %id, %method, route = %route);
+    let started = Instant::now();
+    let mut resp = REQUEST_ID
+        .scope(id.clone(), async move {
+            let _enter = span.enter();
+            next.run(req).await
+        })
+        .await;
+    let elapsed = started.elapsed();
+    state.metrics.observe(method.as_str(), &route, resp.status().as_u16(), elapsed);
+    tracing::info!(request_id = %id, %method, route = %route, status = resp.status().as_u16(), ms = elapsed.as_secs_f64() * 1000.0, "request");
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+/// Bearer-token authentication for `/api/*` (except the OpenAPI document, routed outside).
+async fn authenticate(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let ip = peer.ip();
+    if state.app.rate_limited(ip) {
+        return ApiError::RateLimited.into_response();
+    }
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 256);
+    let path = req.uri().path().to_string();
+    let Some(token) = token else {
+        state.app.login_failed(ip, &path, "missing token").await;
+        return ApiError::Unauthorized("missing bearer token").into_response();
+    };
+    match state.app.authenticate(token).await {
+        Ok(Some(user)) => {
+            req.extensions_mut().insert::<User>(user);
+            next.run(req).await
+        }
+        Ok(None) => {
+            state.app.login_failed(ip, &path, "unknown or revoked token").await;
+            ApiError::Unauthorized("unknown or revoked token").into_response()
+        }
+        Err(e) => ApiError::App(e).into_response(),
+    }
+}
+
+/// Serve until `shutdown` resolves, then finish in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,580 @@
+//! Storage with sqlx: a SQLite file by default, PostgreSQL when `DATABASE_URL` points to
+//! one. The same portable SQL (and the same migrations in `migrations/`) runs on both
+//! through sqlx's `Any` driver; placeholders are `$N`, which both accept.
+//!
+//! This module owns every SQL statement of the product: cases, approvals, API tokens and
+//! the hash-chained audit log ([`audit`]). It knows nothing of HTTP or of the exception
+//! core beyond the serialised exception it stores; times are Unix microseconds passed in
+//! by the caller.
+
+pub mod audit;
+mod rows;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, AssertSqlSafe, Row};
+
+pub use rows::*;
+
+/// What can go wrong in storage.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database said no or could not be reached.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// Directory.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A stored value could not be decoded.
+    #[error("corrupt stored value in {what}: {detail}")]
+    Corrupt {
+        /// Which value.
+        what: &'static str,
+        /// Why.
+        detail: String,
+    },
+    /// The database URL is not one we support.
+    #[error("unsupported DATABASE_URL scheme (use sqlite:// or postgres://)")]
+    UnsupportedUrl,
+}
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// Where the store lives.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `DATABASE_URL`, if set (postgres://… or sqlite://…).
+    pub database_url: Option<String>,
+    /// Data directory; the SQLite file is `order-copilot.db` in it.
+    pub data_dir: PathBuf,
+}
+
+impl StoreConfig {
+    /// The URL to connect to, and the backend it means. Passwords in the URL never leave
+    /// this function except inside the connection options.
+    fn resolve(&self) -> Result<(String, Backend), StoreError> {
+        match &self.database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok((url.clone(), Backend::Postgres))
+            }
+            Some(url) if url.starts_with("sqlite:") => Ok((url.clone(), Backend::Sqlite)),
+            Some(_) => Err(StoreError::UnsupportedUrl),
+            None => {
+                let file = self.data_dir.join("order-copilot.db");
+                Ok((format!("sqlite://{}?mode=rwc", file.display()), Backend::Sqlite))
+            }
+        }
+    }
+
+    /// A description safe to log (no password).
+    pub fn describe(&self) -> String {
+        match &self.database_url {
+            Some(url) => redact_url(url),
+            None => self.data_dir.join("order-copilot.db").display().to_string(),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((cred, host)) => {
+            let user = cred.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// The database handle.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Store {
+    /// Connect (creating the SQLite file and data directory when needed) and migrate.
+    pub async fn open(cfg: &StoreConfig) -> Result<Store, StoreError> {
+        install_default_drivers();
+        let (url, backend) = cfg.resolve()?;
+        if backend == Backend::Sqlite && cfg.database_url.is_none() {
+            std::fs::create_dir_all(&cfg.data_dir).map_err(|e| StoreError::DataDir {
+                path: cfg.data_dir.display().to_string(),
+                source: e,
+            })?;
+        }
+        let max = if backend == Backend::Sqlite { 4 } else { 10 };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the writer; FULL makes each commit
+                        // durable (fsync) — the audit log acknowledges only after it.
+                        sqlx::query("PRAGMA journal_mode=WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA synchronous=FULL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout=10000").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Store { pool, backend })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for the audit log.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Close the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- cases ------------------------------------------------------------------
+
+    /// All case ids with their status.
+    pub async fn case_statuses(&self) -> Result<Vec<(String, CaseStatus)>, StoreError> {
+        let rows = sqlx::query("SELECT id, status FROM cases").fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get(0)?;
+                let s: String = r.try_get(1)?;
+                Ok((id, CaseStatus::from_str(&s).map_err(|d| corrupt("cases.status", d))?))
+            })
+            .collect()
+    }
+
+    /// Apply a scan: insert new cases, update and reopen existing ones, auto-resolve
+    /// vanished ones as "cleared". One transaction.
+    pub async fn merge_scan(&self, cases: &[CaseUpsert], now: i64) -> Result<MergeStats, StoreError> {
+        let existing: std::collections::HashMap<String, CaseStatus> =
+            self.case_statuses().await?.into_iter().collect();
+        let mut stats = MergeStats::default();
+        let mut tx = self.pool.begin().await?;
+        let mut seen = std::collections::HashSet::with_capacity(cases.len());
+        for c in cases {
+            seen.insert(c.id.as_str());
+            match existing.get(&c.id) {
+                None => {
+                    sqlx::query(
+                        "INSERT INTO cases (id, kind, order_ref, customer, tier, warehouse, product, owner_role, severity, score, revenue_cents, title, status, first_seen, last_seen, reopened, policy_version, exception_json, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'open', $13, $13, 0, $14, $15, $13)",
+                    )
+                    .bind(&c.id)
+                    .bind(&c.kind)
+                    .bind(&c.order_ref)
+                    .bind(&c.customer)
+                    .bind(&c.tier)
+                    .bind(c.warehouse.as_deref())
+                    .bind(c.product.as_deref())
+                    .bind(&c.owner_role)
+                    .bind(&c.severity)
+                    .bind(i64::from(c.score))
+                    .bind(c.revenue_cents)
+                    .bind(&c.title)
+                    .bind(now)
+                    .bind(&c.policy_version)
+                    .bind(&c.exception_json)
+                    .execute(&mut *tx)
+                    .await?;
+                    stats.new += 1;
+                }
+                Some(status) => {
+                    let reopen = *status == CaseStatus::Resolved;
+                    sqlx::query(
+                        "UPDATE cases SET kind = $2, order_ref = $3, customer = $4, tier = $5, warehouse = $6, product = $7, owner_role = $8, severity = $9, score = $10, revenue_cents = $11, title = $12, last_seen = $13, policy_version = $14, exception_json = $15, updated_at = $13, \
+                         status = CASE WHEN $16 = 1 THEN 'open' ELSE status END, \
+                         outcome = CASE WHEN $16 = 1 THEN NULL ELSE outcome END, \
+                         decided_by = CASE WHEN $16 = 1 THEN NULL ELSE decided_by END, \
+                         decided_at = CASE WHEN $16 = 1 THEN NULL ELSE decided_at END, \
+                         reopened = reopened + $16 \
+                         WHERE id = $1",
+                    )
+                    .bind(&c.id)
+                    .bind(&c.kind)
+                    .bind(&c.order_ref)
+                    .bind(&c.customer)
+                    .bind(&c.tier)
+                    .bind(c.warehouse.as_deref())
+                    .bind(c.product.as_deref())
+                    .bind(&c.owner_role)
+                    .bind(&c.severity)
+                    .bind(i64::from(c.score))
+                    .bind(c.revenue_cents)
+                    .bind(&c.title)
+                    .bind(now)
+                    .bind(&c.policy_version)
+                    .bind(&c.exception_json)
+                    .bind(i64::from(reopen))
+                    .execute(&mut *tx)
+                    .await?;
+                    if reopen {
+                        stats.reopened += 1;
+                    } else {
+                        stats.updated += 1;
+                    }
+                }
+            }
+        }
+        for (id, status) in &existing {
+            if status.is_active() && !seen.contains(id.as_str()) {
+                sqlx::query(
+                    "UPDATE cases SET status = 'resolved', outcome = 'cleared', decided_by = 'system', decided_at = $2, updated_at = $2 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                stats.cleared += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(stats)
+    }
+
+    /// The ranked queue with filters, and the total number matching.
+    pub async fn list_cases(&self, q: &CaseQuery) -> Result<(Vec<CaseSummary>, i64), StoreError> {
+        let mut wh = Vec::new();
+        let mut args: Vec<String> = Vec::new();
+        let mut push = |clause: &str, value: String| {
+            args.push(value);
+            wh.push(clause.replace('?', &format!("${}", args.len())));
+        };
+        match &q.status {
+            Some(s) => push("status = ?", s.as_str().to_string()),
+            None => push("status IN (?, 'acknowledged')", "open".to_string()),
+        }
+        if let Some(v) = &q.kind {
+            push("kind = ?", v.clone());
+        }
+        if let Some(v) = &q.owner {
+            push("owner_role = ?", v.clone());
+        }
+        if let Some(v) = &q.severity {
+            push("severity = ?", v.clone());
+        }
+        if let Some(v) = &q.warehouse {
+            push("warehouse = ?", v.clone());
+        }
+        if let Some(v) = &q.tier {
+            push("tier = ?", v.clone());
+        }
+        if let Some(v) = &q.order_ref {
+            push("order_ref = ?", v.clone());
+        }
+        if let Some(v) = &q.customer {
+            push("LOWER(customer) LIKE ?", format!("%{}%", v.to_lowercase()));
+        }
+        let where_sql = wh.join(" AND ");
+        let order = match q.sort {
+            CaseSort::Score => "score DESC, revenue_cents DESC, id",
+            CaseSort::Revenue => "revenue_cents DESC, score DESC, id",
+            CaseSort::Oldest => "first_seen ASC, id",
+            CaseSort::Updated => "updated_at DESC, id",
+        };
+        let sql = format!(
+            "SELECT id, kind, order_ref, customer, tier, warehouse, product, owner_role, severity, score, revenue_cents, title, status, outcome, first_seen, last_seen, reopened FROM cases WHERE {where_sql} ORDER BY {order} LIMIT {} OFFSET {}",
+            q.limit.clamp(1, 500),
+            q.offset.max(0)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql.clone()));
+        for a in &args {
+            query = query.bind(a);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let items = rows.iter().map(CaseSummary::from_row).collect::<Result<Vec<_>, _>>()?;
+        let count_sql = format!("SELECT COUNT(*) FROM cases WHERE {where_sql}");
+        let mut cq = sqlx::query(AssertSqlSafe(count_sql));
+        for a in &args {
+            cq = cq.bind(a);
+        }
+        let total: i64 = cq.fetch_one(&self.pool).await?.try_get(0)?;
+        Ok((items, total))
+    }
+
+    /// One case with its stored exception.
+    pub async fn get_case(&self, id: &str) -> Result<Option<CaseDetail>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, kind, order_ref, customer, tier, warehouse, product, owner_role, severity, score, revenue_cents, title, status, outcome, first_seen, last_seen, reopened, decided_by, decided_at, exception_json, policy_version FROM cases WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| CaseDetail::from_row(&r)).transpose()
+    }
+
+    /// Change a case's status if it is currently in one of `from`. Returns whether it changed.
+    pub async fn transition_case(
+        &self,
+        id: &str,
+        from: &[CaseStatus],
+        to: CaseStatus,
+        outcome: Option<&str>,
+        actor: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        let list = allowed.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "UPDATE cases SET status = $2, outcome = $3, decided_by = $4, decided_at = $5, updated_at = $5 WHERE id = $1 AND status IN ({list})"
+        );
+        let r = sqlx::query(AssertSqlSafe(sql.clone()))
+            .bind(id)
+            .bind(to.as_str())
+            .bind(outcome)
+            .bind(actor)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Number of cases per status.
+    pub async fn case_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT status, COUNT(*) FROM cases GROUP BY status ORDER BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    // ---- approvals --------------------------------------------------------------
+
+    /// Store a new approval request.
+    pub async fn insert_approval(&self, a: &ApprovalRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO approvals (id, case_id, action, params_json, evidence_json, policy_rule, policy_version, approver_roles, requested_by, requested_at, expires_at, status) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending')",
+        )
+        .bind(&a.id)
+        .bind(a.case_id.as_deref())
+        .bind(&a.action)
+        .bind(a.params.to_string())
+        .bind(a.evidence.to_string())
+        .bind(&a.policy_rule)
+        .bind(&a.policy_version)
+        .bind(roles_column(&a.approver_roles))
+        .bind(&a.requested_by)
+        .bind(a.requested_at)
+        .bind(a.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// One approval.
+    pub async fn get_approval(&self, id: &str) -> Result<Option<ApprovalRow>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| ApprovalRow::from_row(&r)).transpose()
+    }
+
+    /// Approvals by status (optionally only those a role may decide), newest first.
+    pub async fn list_approvals(
+        &self,
+        status: Option<ApprovalStatus>,
+        role: Option<&str>,
+        case_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ApprovalRow>, StoreError> {
+        let mut wh = vec!["1 = 1".to_string()];
+        let mut args: Vec<String> = Vec::new();
+        if let Some(s) = status {
+            args.push(s.as_str().to_string());
+            wh.push(format!("status = ${}", args.len()));
+        }
+        if let Some(r) = role {
+            args.push(format!("%,{r},%"));
+            wh.push(format!("approver_roles LIKE ${}", args.len()));
+        }
+        if let Some(c) = case_id {
+            args.push(c.to_string());
+            wh.push(format!("case_id = ${}", args.len()));
+        }
+        let sql = format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE {} ORDER BY requested_at DESC, id LIMIT {}",
+            wh.join(" AND "),
+            limit.clamp(1, 500)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql.clone()));
+        for a in &args {
+            q = q.bind(a);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(ApprovalRow::from_row).collect()
+    }
+
+    /// Atomically move a pending, unexpired approval to approved or rejected. Exactly one
+    /// concurrent caller wins; the others get `false`.
+    pub async fn decide_approval(
+        &self,
+        id: &str,
+        to: ApprovalStatus,
+        actor: &str,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE approvals SET status = $2, decided_by = $3, decided_at = $4, reason = $5 WHERE id = $1 AND status = 'pending' AND expires_at > $4",
+        )
+        .bind(id)
+        .bind(to.as_str())
+        .bind(actor)
+        .bind(now)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Claim an approved request for execution (approved → executing). Exactly one caller
+    /// wins; a request left `executing` by a crash is claimed again by [`Store::reclaim_executing`].
+    pub async fn claim_execution(&self, id: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE approvals SET status = 'executing' WHERE id = $1 AND status = 'approved'")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Requests whose execution was interrupted (the executor is idempotent per request id).
+    pub async fn reclaim_executing(&self) -> Result<Vec<ApprovalRow>, StoreError> {
+        self.list_approvals(Some(ApprovalStatus::Executing), None, None, 500).await
+    }
+
+    /// Record the execution result.
+    pub async fn finish_execution(
+        &self,
+        id: &str,
+        ok: bool,
+        result_json: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE approvals SET status = $2, result_json = $3, executed_at = $4 WHERE id = $1 AND status = 'executing'",
+        )
+        .bind(id)
+        .bind(if ok { "executed" } else { "failed" })
+        .bind(result_json)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Mark pending requests past their expiry as expired; returns their ids.
+    pub async fn expire_approvals(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM approvals WHERE status = 'pending' AND expires_at <= $1")
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        let ids: Vec<String> = rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+        if !ids.is_empty() {
+            sqlx::query("UPDATE approvals SET status = 'expired', decided_at = $1 WHERE status = 'pending' AND expires_at <= $1")
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(ids)
+    }
+
+    // ---- tokens -----------------------------------------------------------------
+
+    /// Store a token (hash only). A revoked token's name can be reused; an active one's
+    /// cannot (returns `false`).
+    pub async fn insert_token(&self, name: &str, role: &str, hash: &str, now: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO tokens (name, role, token_hash, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET role = excluded.role, token_hash = excluded.token_hash, created_at = excluded.created_at, revoked_at = NULL \
+             WHERE tokens.revoked_at IS NOT NULL",
+        )
+        .bind(name)
+        .bind(role)
+        .bind(hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Revoke a token by name; returns whether an active one existed.
+    pub async fn revoke_token(&self, name: &str, now: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL")
+            .bind(name)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// The active token with this hash: (name, role).
+    pub async fn find_token(&self, hash: &str) -> Result<Option<(String, String)>, StoreError> {
+        let row = sqlx::query("SELECT name, role FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    }
+
+    /// Number of tokens ever created.
+    pub async fn token_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM tokens").fetch_one(&self.pool).await?.try_get(0)?)
+    }
+}
+
+/// Roles as stored: `,planner,sales_manager,` so a `LIKE '%,role,%'` matches whole names.
+fn roles_column(roles: &[String]) -> String {
+    format!(",{},", roles.join(","))
+}
+
+pub(crate) fn corrupt(what: &'static str, detail: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        detail: detail.into(),
+    }
+}
+
+/// Default data directory.
+pub fn default_data_dir() -> PathBuf {
+    Path::new("data").to_path_buf()
+}
