@@ -534,6 +534,34 @@ impl App {
     }
 }
 
+/// Start the application over an opened store: the audit writer, the `policy.loaded`
+/// event, and recovery of executions a crash interrupted. The one composition used by
+/// `serve` and by the tests.
+pub async fn start(
+    store: Store,
+    policy: Arc<Policy>,
+    source: Arc<dyn Source>,
+    executor: Arc<dyn Executor>,
+) -> Result<(Arc<App>, crate::store::audit::AuditWriter), AppError> {
+    let (audit, writer) = AuditLog::start(store.clone());
+    audit
+        .append(
+            AuditEvent::new(
+                "policy.loaded",
+                "system",
+                json!({"version": policy.version, "sources": policy.sources, "rules": policy.rules.len()}),
+            )
+            .policy(&policy.version),
+        )
+        .await?;
+    let app = Arc::new(App::new(store, audit, policy, source, executor));
+    let recovered = app.recover().await?;
+    if recovered > 0 {
+        tracing::warn!(recovered, "finished executions interrupted by a crash");
+    }
+    Ok((app, writer))
+}
+
 /// The stored form of a detected exception.
 fn case_upsert(e: &Exception) -> Result<CaseUpsert, AppError> {
     Ok(CaseUpsert {

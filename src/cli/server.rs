@@ -14,11 +14,11 @@ use serde_json::json;
 
 use super::SourceArgs;
 use crate::app::source::DemoSource;
-use crate::app::{App, identity};
+use crate::app::identity;
 use crate::demo::DemoConfig;
-use crate::http::{self, AppState, Metrics};
+use crate::http;
 use crate::policy::Policy;
-use crate::store::audit::{self, AuditEvent, AuditLog};
+use crate::store::audit::{self, AuditEvent};
 use crate::store::{Store, StoreConfig};
 
 /// Where cases, approvals, tokens and the audit log live.
@@ -157,26 +157,15 @@ pub fn serve(policy: Policy, a: ServeArgs, out: &mut dyn Write) -> anyhow::Resul
     rt.block_on(async move {
         let store = a.storage.open().await?;
         tracing::info!(storage = %a.storage.config().describe(), backend = ?store.backend(), "storage ready");
-        let (audit_log, writer) = AuditLog::start(store.clone());
-        audit_log
-            .append(
-                AuditEvent::new("policy.loaded", "system", json!({"version": policy.version, "sources": policy.sources, "rules": policy.rules.len()}))
-                    .policy(&policy.version),
-            )
-            .await?;
         let demo = Arc::new(DemoSource::new(&DemoConfig {
             seed: a.source.seed,
             orders: a.source.orders,
             now: chrono::Utc::now(),
         }));
-        let app = Arc::new(App::new(store.clone(), audit_log.clone(), Arc::new(policy), demo.clone(), demo));
-        let recovered = app.recover().await?;
-        if recovered > 0 {
-            tracing::warn!(recovered, "finished executions interrupted by a crash");
-        }
+        let (app, writer) = crate::app::start(store.clone(), Arc::new(policy), demo.clone(), demo).await?;
         if store.token_count().await? == 0 {
             let token = identity::create_token(&store, &app.policy, "admin", "admin").await?;
-            audit_log.append(AuditEvent::new("token.created", "system", json!({"name": "admin", "role": "admin", "first_start": true}))).await?;
+            app.audit.append(AuditEvent::new("token.created", "system", json!({"name": "admin", "role": "admin", "first_start": true}))).await?;
             writeln!(out, "First start: an admin token was created. It is shown only this once:\n\n  {token}\n\nUse it as `Authorization: Bearer {token}`; create more with `order-copilot token create`.")?;
             out.flush()?;
         }
@@ -189,34 +178,7 @@ pub fn serve(policy: Policy, a: ServeArgs, out: &mut dyn Write) -> anyhow::Resul
         writeln!(out, "order-copilot listening on http://{local}")?;
         out.flush()?;
 
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let scanner = {
-            let app = app.clone();
-            let every = Duration::from_secs(a.scan_interval);
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep(every) => {
-                            if let Err(e) = app.scan("system").await {
-                                app.counters.scan_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                tracing::error!(error = %e, "scheduled scan failed; serving the last good scan");
-                            }
-                        }
-                        _ = stop_rx.changed() => break,
-                    }
-                }
-            })
-        };
-        let state = AppState { app: app.clone(), metrics: Arc::new(Metrics::default()) };
-        http::serve(listener, state, shutdown_signal()).await?;
-        tracing::info!("shutting down: in-flight requests finished");
-        let _ = stop_tx.send(true);
-        let _ = scanner.await;
-        // The writer acknowledges in order: once this event is on disk, all before it are.
-        audit_log.append(AuditEvent::new("server.stopped", "system", json!({}))).await?;
-        drop(app);
-        drop(audit_log);
-        writer.finish().await;
+        http::run(app, writer, listener, Duration::from_secs(a.scan_interval), shutdown_signal()).await?;
         store.close().await;
         Ok(ExitCode::SUCCESS)
     })

@@ -184,6 +184,54 @@ async fn authenticate(
     }
 }
 
+/// Run the server: scans on an interval, the API until `shutdown` resolves, then finish
+/// in-flight requests, stop scanning and flush the audit log before returning — nothing
+/// acknowledged is lost.
+pub async fn run(
+    app: Arc<App>,
+    writer: crate::store::audit::AuditWriter,
+    listener: tokio::net::TcpListener,
+    scan_every: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let scanner = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(scan_every) => {
+                        if let Err(e) = app.scan("system").await {
+                            app.counters.scan_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            tracing::error!(error = %e, "scheduled scan failed; serving the last good scan");
+                        }
+                    }
+                    _ = stop_rx.changed() => break,
+                }
+            }
+        })
+    };
+    let state = AppState {
+        app: app.clone(),
+        metrics: Arc::new(Metrics::default()),
+    };
+    let served = serve(listener, state, shutdown).await;
+    tracing::info!("shutting down: in-flight requests finished");
+    let _ = stop_tx.send(true);
+    let _ = scanner.await;
+    // The writer acknowledges in order: once this event is on disk, all before it are.
+    if let Err(e) = app
+        .audit
+        .append(crate::store::audit::AuditEvent::new("server.stopped", "system", serde_json::json!({})))
+        .await
+    {
+        tracing::error!(error = %e, "could not record the stop");
+    }
+    drop(app);
+    writer.finish().await;
+    served
+}
+
 /// Serve until `shutdown` resolves, then finish in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,

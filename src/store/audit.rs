@@ -367,7 +367,10 @@ pub async fn verify(store: &Store, mut progress: impl FnMut(i64)) -> Result<Veri
             rows += 1;
             let bad = |why: String| Ok(Verification { rows, first_bad: Some((rec.seq, why)) });
             if rec.seq != expected_seq {
-                return bad(format!("row {} is missing (found {} next)", expected_seq, rec.seq));
+                return Ok(Verification {
+                    rows,
+                    first_bad: Some((expected_seq, format!("row {expected_seq} is missing (row {} follows {})", rec.seq, expected_seq - 1))),
+                });
             }
             if rec.prev_hash != prev {
                 return bad("does not chain to the row before it (a row was removed, inserted or reordered)".into());

@@ -562,6 +562,30 @@ impl Store {
     }
 }
 
+/// Run raw SQL. Only the tests use this, to tamper with the audit log as an attacker with
+/// database access would.
+#[doc(hidden)]
+pub async fn exec_for_tests(store: &Store, sql: &str) -> Result<u64, StoreError> {
+    Ok(sqlx::query(AssertSqlSafe(sql.to_string())).execute(&store.pool).await?.rows_affected())
+}
+
+/// Create an empty PostgreSQL database `name` next to the one `admin_url` points at and
+/// return a config for it. For tests, which need one database each.
+pub async fn create_database_for_tests(admin_url: &str, name: &str) -> Result<StoreConfig, StoreError> {
+    install_default_drivers();
+    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        return Err(corrupt("database name", name.to_string()));
+    }
+    let pool = AnyPoolOptions::new().max_connections(1).connect(admin_url).await?;
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await?;
+    pool.close().await;
+    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin_url);
+    Ok(StoreConfig {
+        database_url: Some(format!("{base}/{name}")),
+        data_dir: std::env::temp_dir(),
+    })
+}
+
 /// Roles as stored: `,planner,sales_manager,` so a `LIKE '%,role,%'` matches whole names.
 fn roles_column(roles: &[String]) -> String {
     format!(",{},", roles.join(","))

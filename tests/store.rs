@@ -1,0 +1,251 @@
+//! The storage suite, run against both SQLite and PostgreSQL: the case lifecycle of scan
+//! merges, exactly-once approval decisions and execution claims, tokens, and the audit
+//! log's hash chain under tampering.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{Db, open};
+use order_copilot::store::audit::{self, AuditEvent, AuditLog};
+use order_copilot::store::{ApprovalRow, ApprovalStatus, CaseQuery, CaseStatus, CaseUpsert, Store};
+use serde_json::json;
+
+fn case(id: &str, score: u8) -> CaseUpsert {
+    CaseUpsert {
+        id: id.into(),
+        kind: "stock_shortage".into(),
+        order_ref: format!("S{id}"),
+        customer: "Acme".into(),
+        tier: "A".into(),
+        warehouse: Some("WH1".into()),
+        product: Some("SKU-1".into()),
+        owner_role: "planner".into(),
+        severity: "high".into(),
+        score,
+        revenue_cents: i64::from(score) * 100,
+        title: format!("case {id}"),
+        policy_version: "v1".into(),
+        exception_json: json!({"id": id}).to_string(),
+    }
+}
+
+async fn status(store: &Store, id: &str) -> CaseStatus {
+    store.get_case(id).await.unwrap().unwrap().summary.status
+}
+
+async fn lifecycle(db: Db) {
+    let (store, _) = open(db).await;
+    let s = store.merge_scan(&[case("a", 50), case("b", 70)], 1).await.unwrap();
+    assert_eq!((s.new, s.updated, s.cleared, s.reopened), (2, 0, 0, 0));
+    // Idempotent: the same detections merge into the same cases.
+    let s = store.merge_scan(&[case("a", 55), case("b", 70)], 2).await.unwrap();
+    assert_eq!((s.new, s.updated), (0, 2));
+    assert_eq!(store.get_case("a").await.unwrap().unwrap().summary.score, 55);
+    // b acknowledged, then a vanishes: a is cleared, b stays.
+    assert!(store.transition_case("b", &[CaseStatus::Open], CaseStatus::Acknowledged, None, "pat", 3).await.unwrap());
+    let s = store.merge_scan(&[case("b", 70)], 4).await.unwrap();
+    assert_eq!(s.cleared, 1);
+    let a = store.get_case("a").await.unwrap().unwrap();
+    assert_eq!(a.summary.status, CaseStatus::Resolved);
+    assert_eq!(a.summary.outcome.as_deref(), Some("cleared"));
+    assert_eq!(status(&store, "b").await, CaseStatus::Acknowledged);
+    // a comes back: reopened.
+    let s = store.merge_scan(&[case("a", 50), case("b", 70)], 5).await.unwrap();
+    assert_eq!(s.reopened, 1);
+    let a = store.get_case("a").await.unwrap().unwrap();
+    assert_eq!(a.summary.status, CaseStatus::Open);
+    assert_eq!(a.summary.reopened, 1);
+    assert_eq!(a.summary.outcome, None);
+    // Dismissed stays dismissed while the condition persists.
+    assert!(store.transition_case("a", &[CaseStatus::Open], CaseStatus::Dismissed, Some("known"), "pat", 6).await.unwrap());
+    store.merge_scan(&[case("a", 50), case("b", 70)], 7).await.unwrap();
+    assert_eq!(status(&store, "a").await, CaseStatus::Dismissed);
+    // A transition from the wrong state does nothing.
+    assert!(!store.transition_case("a", &[CaseStatus::Open], CaseStatus::Acknowledged, None, "pat", 8).await.unwrap());
+    // Queue: active only, ranked by score.
+    let (items, total) = store.list_cases(&CaseQuery { limit: 10, ..CaseQuery::default() }).await.unwrap();
+    assert_eq!(total, 1);
+    assert_eq!(items[0].id, "b");
+    let (items, _) = store
+        .list_cases(&CaseQuery { status: Some(CaseStatus::Dismissed), limit: 10, ..CaseQuery::default() })
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1);
+    let (items, _) = store
+        .list_cases(&CaseQuery { customer: Some("acm".into()), owner: Some("planner".into()), limit: 10, ..CaseQuery::default() })
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1, "customer filter is a case-insensitive substring");
+    store.close().await;
+}
+
+fn approval(id: &str, expires_at: i64) -> ApprovalRow {
+    ApprovalRow {
+        id: id.into(),
+        case_id: Some("a".into()),
+        action: "reallocate".into(),
+        params: json!({"action": "reallocate"}),
+        evidence: json!([]),
+        policy_rule: "approvals.reallocate".into(),
+        policy_version: "v1".into(),
+        approver_roles: vec!["planner".into(), "sales_manager".into()],
+        requested_by: "sam".into(),
+        requested_at: 1,
+        expires_at,
+        status: ApprovalStatus::Pending,
+        decided_by: None,
+        decided_at: None,
+        reason: None,
+        result: None,
+        executed_at: None,
+    }
+}
+
+async fn approvals_exactly_once(db: Db) {
+    let (store, _) = open(db).await;
+    store.insert_approval(&approval("ap1", i64::MAX)).await.unwrap();
+    // 16 concurrent deciders: exactly one wins.
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let st = store.clone();
+        tasks.push(tokio::spawn(async move {
+            st.decide_approval("ap1", ApprovalStatus::Approved, &format!("u{i}"), None, 10).await.unwrap()
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        wins += usize::from(t.await.unwrap());
+    }
+    assert_eq!(wins, 1);
+    // 16 concurrent executors: exactly one claims.
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let st = store.clone();
+        tasks.push(tokio::spawn(async move { st.claim_execution("ap1").await.unwrap() }));
+    }
+    let mut claims = 0;
+    for t in tasks {
+        claims += usize::from(t.await.unwrap());
+    }
+    assert_eq!(claims, 1);
+    assert_eq!(store.reclaim_executing().await.unwrap().len(), 1, "a crash here leaves it reclaimable");
+    store.finish_execution("ap1", true, "{\"ok\":true}", 11).await.unwrap();
+    let a = store.get_approval("ap1").await.unwrap().unwrap();
+    assert_eq!(a.status, ApprovalStatus::Executed);
+    assert_eq!(a.result, Some(json!({"ok": true})));
+    // Role filter matches whole names only.
+    store.insert_approval(&approval("ap2", i64::MAX)).await.unwrap();
+    assert_eq!(store.list_approvals(Some(ApprovalStatus::Pending), Some("planner"), None, 10).await.unwrap().len(), 1);
+    assert_eq!(store.list_approvals(Some(ApprovalStatus::Pending), Some("plan"), None, 10).await.unwrap().len(), 0);
+    // Expiry: an expired request cannot be decided and is swept.
+    store.insert_approval(&approval("ap3", 100)).await.unwrap();
+    assert!(!store.decide_approval("ap3", ApprovalStatus::Approved, "pat", None, 200).await.unwrap());
+    assert_eq!(store.expire_approvals(200).await.unwrap(), vec!["ap3".to_string()]);
+    assert_eq!(store.get_approval("ap3").await.unwrap().unwrap().status, ApprovalStatus::Expired);
+    store.close().await;
+}
+
+async fn tokens(db: Db) {
+    let (store, _) = open(db).await;
+    assert!(store.insert_token("pat", "planner", "h1", 1).await.unwrap());
+    assert!(!store.insert_token("pat", "admin", "h2", 2).await.unwrap(), "active name is taken");
+    assert_eq!(store.find_token("h1").await.unwrap(), Some(("pat".into(), "planner".into())));
+    assert!(store.revoke_token("pat", 3).await.unwrap());
+    assert_eq!(store.find_token("h1").await.unwrap(), None);
+    assert!(!store.revoke_token("pat", 4).await.unwrap());
+    assert!(store.insert_token("pat", "buyer", "h3", 5).await.unwrap(), "a revoked name can be reused");
+    assert_eq!(store.find_token("h3").await.unwrap(), Some(("pat".into(), "buyer".into())));
+    store.close().await;
+}
+
+/// Tamper with the database directly, as an attacker with database access would.
+async fn exec(store: &Store, sql: &str) {
+    order_copilot::store::exec_for_tests(store, sql).await.unwrap();
+}
+
+async fn audit_chain(db: Db) {
+    let (store, _) = open(db).await;
+    let (log, writer) = AuditLog::start(store.clone());
+    let mut tasks = Vec::new();
+    for i in 0..400 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            log.append(AuditEvent::new("test.event", "tester", json!({"i": i, "api_key": "sk-secret"}))).await.unwrap()
+        }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.unwrap());
+    }
+    seqs.sort();
+    assert_eq!(seqs, (1..=400).collect::<Vec<i64>>(), "every acknowledged event has its own seq");
+    drop(log);
+    writer.finish().await;
+    let v = audit::verify(&store, |_| {}).await.unwrap();
+    assert!(v.ok(), "{v:?}");
+    assert_eq!(v.rows, 400);
+    // Secrets never entered.
+    let rows = audit::search(&store, &audit::AuditQuery { limit: Some(1000), ..Default::default() }).await.unwrap();
+    assert!(rows.iter().all(|r| r.event.payload["api_key"] == "<redacted>"));
+    let mut out = Vec::new();
+    assert_eq!(audit::export(&store, i64::MIN, &mut out).await.unwrap(), 400);
+    assert!(!String::from_utf8(out).unwrap().contains("sk-secret"));
+
+    // Edited row.
+    exec(&store, "UPDATE audit SET payload = '{\"i\":999}' WHERE seq = 120").await;
+    let v = audit::verify(&store, |_| {}).await.unwrap();
+    assert_eq!(v.first_bad.as_ref().map(|b| b.0), Some(120), "{v:?}");
+    assert!(v.first_bad.unwrap().1.contains("edited"));
+    store.close().await;
+}
+
+async fn audit_deleted_reordered_truncated(db: Db) {
+    for tamper in ["delete", "reorder", "truncate"] {
+        let (store, _) = open(db).await;
+        let events: Vec<AuditEvent> = (0..50).map(|i| AuditEvent::new("e", "t", json!({"i": i}))).collect();
+        audit::write_batch(&store, events).await.unwrap();
+        let expect = match tamper {
+            "delete" => {
+                exec(&store, "DELETE FROM audit WHERE seq = 30").await;
+                30
+            }
+            "reorder" => {
+                // Swap the contents of rows 10 and 11 (keeping their seq).
+                exec(&store, "UPDATE audit SET seq = -10 WHERE seq = 10").await;
+                exec(&store, "UPDATE audit SET seq = 10 WHERE seq = 11").await;
+                exec(&store, "UPDATE audit SET seq = 11 WHERE seq = -10").await;
+                10
+            }
+            _ => {
+                exec(&store, "DELETE FROM audit WHERE seq > 45").await;
+                46
+            }
+        };
+        let v = audit::verify(&store, |_| {}).await.unwrap();
+        assert_eq!(v.first_bad.as_ref().map(|b| b.0), Some(expect), "{tamper}: {v:?}");
+        store.close().await;
+    }
+}
+
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(Db::Postgres).await
+            }
+        }
+    };
+}
+
+both!(lifecycle);
+both!(approvals_exactly_once);
+both!(tokens);
+both!(audit_chain);
+both!(audit_deleted_reordered_truncated);
