@@ -36,14 +36,35 @@ async fn status(store: &Store, id: &str) -> CaseStatus {
 
 async fn lifecycle(db: Db) {
     let (store, _) = open(db).await;
-    let s = store.merge_scan(&[case("a", 50), case("b", 70)], 1).await.unwrap();
+    let s = store
+        .merge_scan(&[case("a", 50), case("b", 70)], 1)
+        .await
+        .unwrap();
     assert_eq!((s.new, s.updated, s.cleared, s.reopened), (2, 0, 0, 0));
     // Idempotent: the same detections merge into the same cases.
-    let s = store.merge_scan(&[case("a", 55), case("b", 70)], 2).await.unwrap();
+    let s = store
+        .merge_scan(&[case("a", 55), case("b", 70)], 2)
+        .await
+        .unwrap();
     assert_eq!((s.new, s.updated), (0, 2));
-    assert_eq!(store.get_case("a").await.unwrap().unwrap().summary.score, 55);
+    assert_eq!(
+        store.get_case("a").await.unwrap().unwrap().summary.score,
+        55
+    );
     // b acknowledged, then a vanishes: a is cleared, b stays.
-    assert!(store.transition_case("b", &[CaseStatus::Open], CaseStatus::Acknowledged, None, "pat", 3).await.unwrap());
+    assert!(
+        store
+            .transition_case(
+                "b",
+                &[CaseStatus::Open],
+                CaseStatus::Acknowledged,
+                None,
+                "pat",
+                3
+            )
+            .await
+            .unwrap()
+    );
     let s = store.merge_scan(&[case("b", 70)], 4).await.unwrap();
     assert_eq!(s.cleared, 1);
     let a = store.get_case("a").await.unwrap().unwrap();
@@ -51,32 +72,81 @@ async fn lifecycle(db: Db) {
     assert_eq!(a.summary.outcome.as_deref(), Some("cleared"));
     assert_eq!(status(&store, "b").await, CaseStatus::Acknowledged);
     // a comes back: reopened.
-    let s = store.merge_scan(&[case("a", 50), case("b", 70)], 5).await.unwrap();
+    let s = store
+        .merge_scan(&[case("a", 50), case("b", 70)], 5)
+        .await
+        .unwrap();
     assert_eq!(s.reopened, 1);
     let a = store.get_case("a").await.unwrap().unwrap();
     assert_eq!(a.summary.status, CaseStatus::Open);
     assert_eq!(a.summary.reopened, 1);
     assert_eq!(a.summary.outcome, None);
     // Dismissed stays dismissed while the condition persists.
-    assert!(store.transition_case("a", &[CaseStatus::Open], CaseStatus::Dismissed, Some("known"), "pat", 6).await.unwrap());
-    store.merge_scan(&[case("a", 50), case("b", 70)], 7).await.unwrap();
+    assert!(
+        store
+            .transition_case(
+                "a",
+                &[CaseStatus::Open],
+                CaseStatus::Dismissed,
+                Some("known"),
+                "pat",
+                6
+            )
+            .await
+            .unwrap()
+    );
+    store
+        .merge_scan(&[case("a", 50), case("b", 70)], 7)
+        .await
+        .unwrap();
     assert_eq!(status(&store, "a").await, CaseStatus::Dismissed);
     // A transition from the wrong state does nothing.
-    assert!(!store.transition_case("a", &[CaseStatus::Open], CaseStatus::Acknowledged, None, "pat", 8).await.unwrap());
+    assert!(
+        !store
+            .transition_case(
+                "a",
+                &[CaseStatus::Open],
+                CaseStatus::Acknowledged,
+                None,
+                "pat",
+                8
+            )
+            .await
+            .unwrap()
+    );
     // Queue: active only, ranked by score.
-    let (items, total) = store.list_cases(&CaseQuery { limit: 10, ..CaseQuery::default() }).await.unwrap();
+    let (items, total) = store
+        .list_cases(&CaseQuery {
+            limit: 10,
+            ..CaseQuery::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(total, 1);
     assert_eq!(items[0].id, "b");
     let (items, _) = store
-        .list_cases(&CaseQuery { status: Some(CaseStatus::Dismissed), limit: 10, ..CaseQuery::default() })
+        .list_cases(&CaseQuery {
+            status: Some(CaseStatus::Dismissed),
+            limit: 10,
+            ..CaseQuery::default()
+        })
         .await
         .unwrap();
     assert_eq!(items.len(), 1);
     let (items, _) = store
-        .list_cases(&CaseQuery { customer: Some("acm".into()), owner: Some("planner".into()), limit: 10, ..CaseQuery::default() })
+        .list_cases(&CaseQuery {
+            customer: Some("acm".into()),
+            owner: Some("planner".into()),
+            limit: 10,
+            ..CaseQuery::default()
+        })
         .await
         .unwrap();
-    assert_eq!(items.len(), 1, "customer filter is a case-insensitive substring");
+    assert_eq!(
+        items.len(),
+        1,
+        "customer filter is a case-insensitive substring"
+    );
     store.close().await;
 }
 
@@ -104,13 +174,18 @@ fn approval(id: &str, expires_at: i64) -> ApprovalRow {
 
 async fn approvals_exactly_once(db: Db) {
     let (store, _) = open(db).await;
-    store.insert_approval(&approval("ap1", i64::MAX)).await.unwrap();
+    store
+        .insert_approval(&approval("ap1", i64::MAX))
+        .await
+        .unwrap();
     // 16 concurrent deciders: exactly one wins.
     let mut tasks = Vec::new();
     for i in 0..16 {
         let st = store.clone();
         tasks.push(tokio::spawn(async move {
-            st.decide_approval("ap1", ApprovalStatus::Approved, &format!("u{i}"), None, 10).await.unwrap()
+            st.decide_approval("ap1", ApprovalStatus::Approved, &format!("u{i}"), None, 10)
+                .await
+                .unwrap()
         }));
     }
     let mut wins = 0;
@@ -122,46 +197,97 @@ async fn approvals_exactly_once(db: Db) {
     let mut tasks = Vec::new();
     for _ in 0..16 {
         let st = store.clone();
-        tasks.push(tokio::spawn(async move { st.claim_execution("ap1").await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            st.claim_execution("ap1").await.unwrap()
+        }));
     }
     let mut claims = 0;
     for t in tasks {
         claims += usize::from(t.await.unwrap());
     }
     assert_eq!(claims, 1);
-    assert_eq!(store.reclaim_executing().await.unwrap().len(), 1, "a crash here leaves it reclaimable");
-    store.finish_execution("ap1", true, "{\"ok\":true}", 11).await.unwrap();
+    assert_eq!(
+        store.reclaim_executing().await.unwrap().len(),
+        1,
+        "a crash here leaves it reclaimable"
+    );
+    store
+        .finish_execution("ap1", true, "{\"ok\":true}", 11)
+        .await
+        .unwrap();
     let a = store.get_approval("ap1").await.unwrap().unwrap();
     assert_eq!(a.status, ApprovalStatus::Executed);
     assert_eq!(a.result, Some(json!({"ok": true})));
     // Role filter matches whole names only.
-    store.insert_approval(&approval("ap2", i64::MAX)).await.unwrap();
-    assert_eq!(store.list_approvals(Some(ApprovalStatus::Pending), Some("planner"), None, 10).await.unwrap().len(), 1);
-    assert_eq!(store.list_approvals(Some(ApprovalStatus::Pending), Some("plan"), None, 10).await.unwrap().len(), 0);
+    store
+        .insert_approval(&approval("ap2", i64::MAX))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .list_approvals(Some(ApprovalStatus::Pending), Some("planner"), None, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .list_approvals(Some(ApprovalStatus::Pending), Some("plan"), None, 10)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
     // Expiry: an expired request cannot be decided and is swept.
     store.insert_approval(&approval("ap3", 100)).await.unwrap();
-    assert!(!store.decide_approval("ap3", ApprovalStatus::Approved, "pat", None, 200).await.unwrap());
-    assert_eq!(store.expire_approvals(200).await.unwrap(), vec!["ap3".to_string()]);
-    assert_eq!(store.get_approval("ap3").await.unwrap().unwrap().status, ApprovalStatus::Expired);
+    assert!(
+        !store
+            .decide_approval("ap3", ApprovalStatus::Approved, "pat", None, 200)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.expire_approvals(200).await.unwrap(),
+        vec!["ap3".to_string()]
+    );
+    assert_eq!(
+        store.get_approval("ap3").await.unwrap().unwrap().status,
+        ApprovalStatus::Expired
+    );
     store.close().await;
 }
 
 async fn tokens(db: Db) {
     let (store, _) = open(db).await;
     assert!(store.insert_token("pat", "planner", "h1", 1).await.unwrap());
-    assert!(!store.insert_token("pat", "admin", "h2", 2).await.unwrap(), "active name is taken");
-    assert_eq!(store.find_token("h1").await.unwrap(), Some(("pat".into(), "planner".into())));
+    assert!(
+        !store.insert_token("pat", "admin", "h2", 2).await.unwrap(),
+        "active name is taken"
+    );
+    assert_eq!(
+        store.find_token("h1").await.unwrap(),
+        Some(("pat".into(), "planner".into()))
+    );
     assert!(store.revoke_token("pat", 3).await.unwrap());
     assert_eq!(store.find_token("h1").await.unwrap(), None);
     assert!(!store.revoke_token("pat", 4).await.unwrap());
-    assert!(store.insert_token("pat", "buyer", "h3", 5).await.unwrap(), "a revoked name can be reused");
-    assert_eq!(store.find_token("h3").await.unwrap(), Some(("pat".into(), "buyer".into())));
+    assert!(
+        store.insert_token("pat", "buyer", "h3", 5).await.unwrap(),
+        "a revoked name can be reused"
+    );
+    assert_eq!(
+        store.find_token("h3").await.unwrap(),
+        Some(("pat".into(), "buyer".into()))
+    );
     store.close().await;
 }
 
 /// Tamper with the database directly, as an attacker with database access would.
 async fn exec(store: &Store, sql: &str) {
-    order_copilot::store::exec_for_tests(store, sql).await.unwrap();
+    order_copilot::store::exec_for_tests(store, sql)
+        .await
+        .unwrap();
 }
 
 async fn audit_chain(db: Db) {
@@ -171,7 +297,13 @@ async fn audit_chain(db: Db) {
     for i in 0..400 {
         let log = log.clone();
         tasks.push(tokio::spawn(async move {
-            log.append(AuditEvent::new("test.event", "tester", json!({"i": i, "api_key": "sk-secret"}))).await.unwrap()
+            log.append(AuditEvent::new(
+                "test.event",
+                "tester",
+                json!({"i": i, "api_key": "sk-secret"}),
+            ))
+            .await
+            .unwrap()
         }));
     }
     let mut seqs = Vec::new();
@@ -179,21 +311,43 @@ async fn audit_chain(db: Db) {
         seqs.push(t.await.unwrap());
     }
     seqs.sort();
-    assert_eq!(seqs, (1..=400).collect::<Vec<i64>>(), "every acknowledged event has its own seq");
+    assert_eq!(
+        seqs,
+        (1..=400).collect::<Vec<i64>>(),
+        "every acknowledged event has its own seq"
+    );
     drop(log);
     writer.finish().await;
     let v = audit::verify(&store, |_| {}).await.unwrap();
     assert!(v.ok(), "{v:?}");
     assert_eq!(v.rows, 400);
     // Secrets never entered.
-    let rows = audit::search(&store, &audit::AuditQuery { limit: Some(1000), ..Default::default() }).await.unwrap();
-    assert!(rows.iter().all(|r| r.event.payload["api_key"] == "<redacted>"));
+    let rows = audit::search(
+        &store,
+        &audit::AuditQuery {
+            limit: Some(1000),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        rows.iter()
+            .all(|r| r.event.payload["api_key"] == "<redacted>")
+    );
     let mut out = Vec::new();
-    assert_eq!(audit::export(&store, i64::MIN, &mut out).await.unwrap(), 400);
+    assert_eq!(
+        audit::export(&store, i64::MIN, &mut out).await.unwrap(),
+        400
+    );
     assert!(!String::from_utf8(out).unwrap().contains("sk-secret"));
 
     // Edited row.
-    exec(&store, "UPDATE audit SET payload = '{\"i\":999}' WHERE seq = 120").await;
+    exec(
+        &store,
+        "UPDATE audit SET payload = '{\"i\":999}' WHERE seq = 120",
+    )
+    .await;
     let v = audit::verify(&store, |_| {}).await.unwrap();
     assert_eq!(v.first_bad.as_ref().map(|b| b.0), Some(120), "{v:?}");
     assert!(v.first_bad.unwrap().1.contains("edited"));
@@ -203,7 +357,9 @@ async fn audit_chain(db: Db) {
 async fn audit_deleted_reordered_truncated(db: Db) {
     for tamper in ["delete", "reorder", "truncate"] {
         let (store, _) = open(db).await;
-        let events: Vec<AuditEvent> = (0..50).map(|i| AuditEvent::new("e", "t", json!({"i": i}))).collect();
+        let events: Vec<AuditEvent> = (0..50)
+            .map(|i| AuditEvent::new("e", "t", json!({"i": i})))
+            .collect();
         audit::write_batch(&store, events).await.unwrap();
         let expect = match tamper {
             "delete" => {
@@ -223,7 +379,11 @@ async fn audit_deleted_reordered_truncated(db: Db) {
             }
         };
         let v = audit::verify(&store, |_| {}).await.unwrap();
-        assert_eq!(v.first_bad.as_ref().map(|b| b.0), Some(expect), "{tamper}: {v:?}");
+        assert_eq!(
+            v.first_bad.as_ref().map(|b| b.0),
+            Some(expect),
+            "{tamper}: {v:?}"
+        );
         store.close().await;
     }
 }

@@ -50,17 +50,26 @@ pub enum TokenError {
 
 /// SHA-256 hex of a token.
 pub fn hash_token(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn valid_name(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 64
-        && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
 }
 
 /// Create a token for `name` with `role`; returns the secret (shown once).
-pub async fn create_token(store: &Store, policy: &Policy, name: &str, role: &str) -> Result<String, TokenError> {
+pub async fn create_token(
+    store: &Store,
+    policy: &Policy,
+    name: &str,
+    role: &str,
+) -> Result<String, TokenError> {
     if !valid_name(name) {
         return Err(TokenError::BadName(name.to_string()));
     }
@@ -72,9 +81,15 @@ pub async fn create_token(store: &Store, policy: &Policy, name: &str, role: &str
     }
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| TokenError::Random(e.to_string()))?;
-    let secret = format!("{TOKEN_PREFIX}{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let secret = format!(
+        "{TOKEN_PREFIX}{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
     let now = chrono::Utc::now().timestamp_micros();
-    if !store.insert_token(name, role, &hash_token(&secret), now).await? {
+    if !store
+        .insert_token(name, role, &hash_token(&secret), now)
+        .await?
+    {
         return Err(TokenError::Exists(name.to_string()));
     }
     Ok(secret)
@@ -82,7 +97,10 @@ pub async fn create_token(store: &Store, policy: &Policy, name: &str, role: &str
 
 /// Revoke a token by name.
 pub async fn revoke_token(store: &Store, name: &str) -> Result<(), TokenError> {
-    if store.revoke_token(name, chrono::Utc::now().timestamp_micros()).await? {
+    if store
+        .revoke_token(name, chrono::Utc::now().timestamp_micros())
+        .await?
+    {
         Ok(())
     } else {
         Err(TokenError::NotFound(name.to_string()))

@@ -21,8 +21,8 @@ use crate::domain::Snapshot;
 use crate::policy::Policy;
 use crate::store::audit::{AuditEvent, AuditLog};
 use crate::store::{
-    ApprovalRow, ApprovalStatus, CaseDetail, CaseQuery, CaseStatus, CaseSummary, CaseUpsert, MergeStats, Store,
-    StoreError,
+    ApprovalRow, ApprovalStatus, CaseDetail, CaseQuery, CaseStatus, CaseSummary, CaseUpsert,
+    MergeStats, Store, StoreError,
 };
 pub use identity::User;
 use source::{Executor, Source};
@@ -139,12 +139,21 @@ pub fn new_id(prefix: &str) -> String {
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return format!("{prefix}_{:x}{n:x}", now_us());
     }
-    format!("{prefix}_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+    format!(
+        "{prefix}_{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
 }
 
 impl App {
     /// Compose the application.
-    pub fn new(store: Store, audit: AuditLog, policy: Arc<Policy>, source: Arc<dyn Source>, executor: Arc<dyn Executor>) -> App {
+    pub fn new(
+        store: Store,
+        audit: AuditLog,
+        policy: Arc<Policy>,
+        source: Arc<dyn Source>,
+        executor: Arc<dyn Executor>,
+    ) -> App {
         App {
             store,
             audit,
@@ -179,7 +188,11 @@ impl App {
             .await
             .map_err(|e| AppError::Internal(format!("scan task failed: {e}")))?;
         let duration = started.elapsed();
-        let upserts: Vec<CaseUpsert> = result.exceptions.iter().map(case_upsert).collect::<Result<_, _>>()?;
+        let upserts: Vec<CaseUpsert> = result
+            .exceptions
+            .iter()
+            .map(case_upsert)
+            .collect::<Result<_, _>>()?;
         let merge = self.store.merge_scan(&upserts, now_us()).await?;
         let expired = self.store.expire_approvals(now_us()).await?;
         let summary = ScanSummary {
@@ -207,7 +220,9 @@ impl App {
             duration,
             merge,
         }));
-        self.counters.scans.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.counters
+            .scans
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(summary)
     }
 
@@ -216,7 +231,11 @@ impl App {
     /// The user a bearer token belongs to.
     pub async fn authenticate(&self, token: &str) -> Result<Option<User>, AppError> {
         let hash = identity::hash_token(token);
-        Ok(self.store.find_token(&hash).await?.map(|(name, role)| User { name, role }))
+        Ok(self
+            .store
+            .find_token(&hash)
+            .await?
+            .map(|(name, role)| User { name, role }))
     }
 
     /// Whether an address has failed too often in the last minute.
@@ -244,10 +263,16 @@ impl App {
                 map.retain(|_, v| v.iter().any(|t| *t > cutoff));
             }
         }
-        self.counters.login_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.counters
+            .login_failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let _ = self
             .audit
-            .append(AuditEvent::new("auth.failed", "anonymous", json!({"ip": ip.to_string(), "path": path, "reason": reason})))
+            .append(AuditEvent::new(
+                "auth.failed",
+                "anonymous",
+                json!({"ip": ip.to_string(), "path": path, "reason": reason}),
+            ))
             .await;
     }
 
@@ -256,7 +281,11 @@ impl App {
         if self.policy.permits(&user.role, permission) {
             Ok(())
         } else {
-            Err(AppError::Forbidden(format!("role {} may not {}", user.role, permission.replace('_', " "))))
+            Err(AppError::Forbidden(format!(
+                "role {} may not {}",
+                user.role,
+                permission.replace('_', " ")
+            )))
         }
     }
 
@@ -303,16 +332,28 @@ impl App {
             CaseStatus::Acknowledged => (&[CaseStatus::Open], "acknowledged"),
             CaseStatus::Resolved | CaseStatus::Dismissed => {
                 if outcome.is_none() {
-                    return Err(AppError::BadRequest("an outcome (what was decided, and why) is required".into()));
+                    return Err(AppError::BadRequest(
+                        "an outcome (what was decided, and why) is required".into(),
+                    ));
                 }
                 (&[CaseStatus::Open, CaseStatus::Acknowledged], to.as_str())
             }
-            CaseStatus::Open => return Err(AppError::BadRequest("cases reopen by themselves when the condition returns".into())),
+            CaseStatus::Open => {
+                return Err(AppError::BadRequest(
+                    "cases reopen by themselves when the condition returns".into(),
+                ));
+            }
         };
         if outcome.is_some_and(|o| o.len() > 2000) {
-            return Err(AppError::BadRequest("outcome is longer than 2000 characters".into()));
+            return Err(AppError::BadRequest(
+                "outcome is longer than 2000 characters".into(),
+            ));
         }
-        if !self.store.transition_case(id, from, to, outcome, &user.name, now_us()).await? {
+        if !self
+            .store
+            .transition_case(id, from, to, outcome, &user.name, now_us())
+            .await?
+        {
             return Err(AppError::Conflict(format!(
                 "case {id} is {} and cannot be {verb}",
                 case.summary.status.as_str()
@@ -321,9 +362,13 @@ impl App {
         let seq = self
             .audit
             .append(
-                AuditEvent::new(&format!("case.{}", to.as_str()), &user.name, json!({"role": user.role, "outcome": outcome}))
-                    .case(id)
-                    .policy(&self.policy.version),
+                AuditEvent::new(
+                    &format!("case.{}", to.as_str()),
+                    &user.name,
+                    json!({"role": user.role, "outcome": outcome}),
+                )
+                .case(id)
+                .policy(&self.policy.version),
             )
             .await?;
         Ok(seq)
@@ -332,7 +377,12 @@ impl App {
     // ---- approvals --------------------------------------------------------------
 
     /// Ask for one of a case's recommended actions; creates a pending approval request.
-    pub async fn request_action(&self, user: &User, case_id: &str, recommendation: usize) -> Result<ApprovalRow, AppError> {
+    pub async fn request_action(
+        &self,
+        user: &User,
+        case_id: &str,
+        recommendation: usize,
+    ) -> Result<ApprovalRow, AppError> {
         self.require(user, "request_actions")?;
         let case = self
             .store
@@ -340,17 +390,30 @@ impl App {
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no case {case_id}")))?;
         if !case.summary.status.is_active() {
-            return Err(AppError::Conflict(format!("case {case_id} is {}", case.summary.status.as_str())));
+            return Err(AppError::Conflict(format!(
+                "case {case_id} is {}",
+                case.summary.status.as_str()
+            )));
         }
         let exception: Exception = serde_json::from_value(case.exception.clone())
             .map_err(|e| AppError::Internal(format!("stored exception unreadable: {e}")))?;
-        let rec = exception.recommendations.get(recommendation).ok_or_else(|| {
-            AppError::BadRequest(format!(
-                "case {case_id} has {} recommendations; {recommendation} is out of range",
-                exception.recommendations.len()
-            ))
-        })?;
-        self.request(user, Some(case_id), &rec.action, &exception.evidence, &exception.policy_rule).await
+        let rec = exception
+            .recommendations
+            .get(recommendation)
+            .ok_or_else(|| {
+                AppError::BadRequest(format!(
+                    "case {case_id} has {} recommendations; {recommendation} is out of range",
+                    exception.recommendations.len()
+                ))
+            })?;
+        self.request(
+            user,
+            Some(case_id),
+            &rec.action,
+            &exception.evidence,
+            &exception.policy_rule,
+        )
+        .await
     }
 
     /// Create an approval request for an exact action (used by the copilot's `act` tools too).
@@ -374,7 +437,8 @@ impl App {
             case_id: case_id.map(str::to_string),
             action: name.to_string(),
             params: serde_json::to_value(action).map_err(|e| AppError::Internal(e.to_string()))?,
-            evidence: serde_json::to_value(evidence).map_err(|e| AppError::Internal(e.to_string()))?,
+            evidence: serde_json::to_value(evidence)
+                .map_err(|e| AppError::Internal(e.to_string()))?,
             policy_rule: format!("approvals.{name} (raised by {fired_rule})"),
             policy_version: self.policy.version.clone(),
             approver_roles: rule.roles.clone(),
@@ -415,14 +479,13 @@ impl App {
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no approval request {id}")))?;
         if !row.approver_roles.iter().any(|r| r == &user.role) {
-            let _ = self
-                .audit
-                .append(AuditEvent::new(
-                    "approval.refused",
-                    &user.name,
-                    json!({"approval": id, "role": user.role, "needs": row.approver_roles}),
-                ))
-                .await;
+            let mut ev = AuditEvent::new(
+                "approval.refused",
+                &user.name,
+                json!({"approval": id, "role": user.role, "needs": row.approver_roles}),
+            );
+            ev.case_id = row.case_id.clone();
+            let _ = self.audit.append(ev).await;
             return Err(AppError::Forbidden(format!(
                 "only {} may decide this request; you are {}",
                 row.approver_roles.join(" or "),
@@ -430,17 +493,34 @@ impl App {
             )));
         }
         if reason.is_some_and(|r| r.len() > 2000) {
-            return Err(AppError::BadRequest("reason is longer than 2000 characters".into()));
+            return Err(AppError::BadRequest(
+                "reason is longer than 2000 characters".into(),
+            ));
         }
         let now = now_us();
         if row.status == ApprovalStatus::Pending && row.expires_at <= now {
             self.store.expire_approvals(now).await?;
             return Err(AppError::Conflict(format!("approval request {id} expired")));
         }
-        let to = if approve { ApprovalStatus::Approved } else { ApprovalStatus::Rejected };
-        if !self.store.decide_approval(id, to, &user.name, reason, now).await? {
-            let current = self.store.get_approval(id).await?.map(|r| r.status.as_str()).unwrap_or("gone");
-            return Err(AppError::Conflict(format!("approval request {id} is already {current}")));
+        let to = if approve {
+            ApprovalStatus::Approved
+        } else {
+            ApprovalStatus::Rejected
+        };
+        if !self
+            .store
+            .decide_approval(id, to, &user.name, reason, now)
+            .await?
+        {
+            let current = self
+                .store
+                .get_approval(id)
+                .await?
+                .map(|r| r.status.as_str())
+                .unwrap_or("gone");
+            return Err(AppError::Conflict(format!(
+                "approval request {id} is already {current}"
+            )));
         }
         let mut ev = AuditEvent::new(
             "approval.decided",
@@ -481,9 +561,15 @@ impl App {
             Ok(v) => (true, v),
             Err(e) => (false, json!({"error": e.to_string()})),
         };
-        self.store.finish_execution(id, ok, &result.to_string(), now_us()).await?;
+        self.store
+            .finish_execution(id, ok, &result.to_string(), now_us())
+            .await?;
         let mut ev = AuditEvent::new(
-            if ok { "action.executed" } else { "action.failed" },
+            if ok {
+                "action.executed"
+            } else {
+                "action.failed"
+            },
             "system",
             json!({"approval": id, "action": action, "result": result}),
         )
@@ -491,7 +577,9 @@ impl App {
         ev.case_id = row.case_id.clone();
         ev.latency_ms = Some(started.elapsed().as_millis() as i64);
         self.audit.append(ev).await?;
-        self.counters.executions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.counters
+            .executions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if ok {
             // Let the queue reflect the change now rather than at the next interval.
             if let Err(e) = self.scan("system").await {
@@ -511,7 +599,12 @@ impl App {
     }
 
     /// Approvals, optionally only those the user may decide.
-    pub async fn approvals(&self, user: &User, status: Option<ApprovalStatus>, mine: bool) -> Result<Vec<ApprovalRow>, AppError> {
+    pub async fn approvals(
+        &self,
+        user: &User,
+        status: Option<ApprovalStatus>,
+        mine: bool,
+    ) -> Result<Vec<ApprovalRow>, AppError> {
         let role = mine.then_some(user.role.as_str());
         Ok(self.store.list_approvals(status, role, None, 200).await?)
     }
@@ -530,7 +623,8 @@ impl App {
             .latest()
             .await
             .ok_or_else(|| AppError::Conflict("no scan has completed yet".into()))?;
-        core::explain::explain(&state.snapshot, &self.policy, &state.result, order).map_err(|e| AppError::NotFound(e.to_string()))
+        core::explain::explain(&state.snapshot, &self.policy, &state.result, order)
+            .map_err(|e| AppError::NotFound(e.to_string()))
     }
 }
 

@@ -43,7 +43,11 @@ pub trait Source: Send + Sync {
 /// must not act twice (retries after a crash re-send it).
 pub trait Executor: Send + Sync {
     /// Execute and return a JSON description of what was done.
-    fn execute<'a>(&'a self, key: &'a str, action: &'a Action) -> BoxFuture<'a, Result<serde_json::Value, ExecError>>;
+    fn execute<'a>(
+        &'a self,
+        key: &'a str,
+        action: &'a Action,
+    ) -> BoxFuture<'a, Result<serde_json::Value, ExecError>>;
 }
 
 /// The demo distributor as a live source.
@@ -107,7 +111,12 @@ impl DemoSource {
                 .ok_or_else(|| ExecError(format!("warehouse {code} is not in the data")))
         };
         Ok(match action {
-            Action::Reallocate { qty, from_line, to_line, .. } => {
+            Action::Reallocate {
+                qty,
+                from_line,
+                to_line,
+                ..
+            } => {
                 let (f, t) = (line_ix(s, *from_line)?, line_ix(s, *to_line)?);
                 let available = s.lines[f].qty_reserved;
                 let moved = (*qty).min(available).max(Decimal::ZERO);
@@ -115,18 +124,36 @@ impl DemoSource {
                 s.lines[t].qty_reserved += moved;
                 json!({"moved": moved, "from_line": from_line, "to_line": to_line})
             }
-            Action::SplitShipment { order, ship_now, .. } => {
+            Action::SplitShipment {
+                order, ship_now, ..
+            } => {
                 json!({"order": order, "ship_now": ship_now, "note": "backorder created"})
             }
-            Action::Transfer { product, qty, from_warehouse, to_warehouse } => {
+            Action::Transfer {
+                product,
+                qty,
+                from_warehouse,
+                to_warehouse,
+            } => {
                 let p = product_ix(s, product)?;
                 let (fw, tw) = (wh_ix(s, from_warehouse)?, wh_ix(s, to_warehouse)?);
-                let Some(from) = s.stock.iter().position(|q| q.product == p && q.warehouse == fw) else {
-                    return Err(ExecError(format!("no stock of {product} in {from_warehouse}")));
+                let Some(from) = s
+                    .stock
+                    .iter()
+                    .position(|q| q.product == p && q.warehouse == fw)
+                else {
+                    return Err(ExecError(format!(
+                        "no stock of {product} in {from_warehouse}"
+                    )));
                 };
-                let moved = (*qty).min((s.stock[from].on_hand - s.stock[from].reserved).max(Decimal::ZERO));
+                let moved =
+                    (*qty).min((s.stock[from].on_hand - s.stock[from].reserved).max(Decimal::ZERO));
                 s.stock[from].on_hand -= moved;
-                match s.stock.iter().position(|q| q.product == p && q.warehouse == tw) {
+                match s
+                    .stock
+                    .iter()
+                    .position(|q| q.product == p && q.warehouse == tw)
+                {
                     Some(to) => s.stock[to].on_hand += moved,
                     None => {
                         let id = s.stock.iter().map(|q| q.id).max().unwrap_or(0) + 1;
@@ -141,7 +168,9 @@ impl DemoSource {
                 }
                 json!({"moved": moved, "product": product, "from": from_warehouse, "to": to_warehouse})
             }
-            Action::Substitute { line, to_product, .. } => {
+            Action::Substitute {
+                line, to_product, ..
+            } => {
                 let l = line_ix(s, *line)?;
                 let p = product_ix(s, to_product)?;
                 s.lines[l].product = p;
@@ -150,14 +179,20 @@ impl DemoSource {
             }
             Action::ExpeditePurchase { line, .. } => {
                 let Some(b) = s.inbound.iter_mut().find(|b| b.id == *line) else {
-                    return Err(ExecError(format!("purchase line {line} is not in the data")));
+                    return Err(ExecError(format!(
+                        "purchase line {line} is not in the data"
+                    )));
                 };
                 let sooner = now + Duration::days(3);
                 b.planned = Some(b.planned.map_or(sooner, |p| p.min(sooner)).max(now));
                 b.confirmed = true;
                 json!({"purchase_line": line, "planned": b.planned})
             }
-            Action::ResourcePurchase { product, qty, warehouse } => {
+            Action::ResourcePurchase {
+                product,
+                qty,
+                warehouse,
+            } => {
                 let p = product_ix(s, product)?;
                 let w = wh_ix(s, warehouse)?;
                 let id = s.inbound.iter().map(|b| b.id).max().unwrap_or(0) + 1;
@@ -181,7 +216,10 @@ impl DemoSource {
             Action::Reschedule { order, new_date } => {
                 let o = order_ix(s, order)?;
                 s.orders[o as usize].promised = Some(*new_date);
-                let (first, count) = (s.orders[o as usize].first_line, s.orders[o as usize].line_count);
+                let (first, count) = (
+                    s.orders[o as usize].first_line,
+                    s.orders[o as usize].line_count,
+                );
                 for l in s.lines.iter_mut().skip(first as usize).take(count as usize) {
                     l.promised = None;
                 }
@@ -207,7 +245,8 @@ impl DemoSource {
                     return Err(ExecError(format!("picking {picking} is not in the data")));
                 };
                 for d in &p.documents_required.clone() {
-                    if documents.iter().any(|x| x == d.as_str()) && !p.documents_present.contains(d) {
+                    if documents.iter().any(|x| x == d.as_str()) && !p.documents_present.contains(d)
+                    {
                         p.documents_present.push(*d);
                     }
                 }
@@ -235,7 +274,11 @@ impl Source for DemoSource {
 }
 
 impl Executor for DemoSource {
-    fn execute<'a>(&'a self, key: &'a str, action: &'a Action) -> BoxFuture<'a, Result<serde_json::Value, ExecError>> {
+    fn execute<'a>(
+        &'a self,
+        key: &'a str,
+        action: &'a Action,
+    ) -> BoxFuture<'a, Result<serde_json::Value, ExecError>> {
         Box::pin(async move {
             let mut done = match self.done.lock() {
                 Ok(g) => g,

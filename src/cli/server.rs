@@ -13,8 +13,8 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::SourceArgs;
-use crate::app::source::DemoSource;
 use crate::app::identity;
+use crate::app::source::DemoSource;
 use crate::demo::DemoConfig;
 use crate::http;
 use crate::policy::Policy;
@@ -25,7 +25,12 @@ use crate::store::{Store, StoreConfig};
 #[derive(Debug, Clone, Args)]
 pub struct StorageArgs {
     /// Directory for the SQLite file and indexes (created if missing).
-    #[arg(long, env = "ORDER_COPILOT_DATA_DIR", default_value = "data", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "ORDER_COPILOT_DATA_DIR",
+        default_value = "data",
+        value_name = "DIR"
+    )]
     pub data_dir: PathBuf,
     /// PostgreSQL (postgres://…) or SQLite (sqlite://…) URL; overrides --data-dir for storage.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -43,7 +48,9 @@ impl StorageArgs {
     /// Open (and migrate) the store.
     pub async fn open(&self) -> anyhow::Result<Store> {
         let cfg = self.config();
-        Store::open(&cfg).await.with_context(|| format!("cannot open storage at {}", cfg.describe()))
+        Store::open(&cfg)
+            .await
+            .with_context(|| format!("cannot open storage at {}", cfg.describe()))
     }
 }
 
@@ -188,17 +195,37 @@ pub fn serve(policy: Policy, a: ServeArgs, out: &mut dyn Write) -> anyhow::Resul
 pub fn token(policy: Policy, cmd: TokenCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
         match cmd {
-            TokenCommand::Create { role, name, storage } => {
+            TokenCommand::Create {
+                role,
+                name,
+                storage,
+            } => {
                 let store = storage.open().await?;
                 let secret = identity::create_token(&store, &policy, &name, &role).await?;
-                audit::write_batch(&store, vec![AuditEvent::new("token.created", "cli", json!({"name": name, "role": role}))]).await?;
+                audit::write_batch(
+                    &store,
+                    vec![AuditEvent::new(
+                        "token.created",
+                        "cli",
+                        json!({"name": name, "role": role}),
+                    )],
+                )
+                .await?;
                 writeln!(out, "{secret}")?;
                 store.close().await;
             }
             TokenCommand::Revoke { name, storage } => {
                 let store = storage.open().await?;
                 identity::revoke_token(&store, &name).await?;
-                audit::write_batch(&store, vec![AuditEvent::new("token.revoked", "cli", json!({"name": name}))]).await?;
+                audit::write_batch(
+                    &store,
+                    vec![AuditEvent::new(
+                        "token.revoked",
+                        "cli",
+                        json!({"name": name}),
+                    )],
+                )
+                .await?;
                 eprintln!("revoked token {name}");
                 store.close().await;
             }
@@ -216,7 +243,9 @@ fn parse_since(s: &str) -> anyhow::Result<i64> {
     {
         return Ok(t.and_utc().timestamp_micros());
     }
-    anyhow::bail!("--since `{s}` is neither an RFC 3339 time (2026-11-01T00:00:00Z) nor a date (2026-11-01)")
+    anyhow::bail!(
+        "--since `{s}` is neither an RFC 3339 time (2026-11-01T00:00:00Z) nor a date (2026-11-01)"
+    )
 }
 
 /// `audit verify` / `audit export`.
@@ -240,12 +269,21 @@ pub fn audit_cmd(cmd: AuditCommand, out: &mut dyn Write) -> anyhow::Result<ExitC
                     }
                 }
             }
-            AuditCommand::Export { since, out: file, storage } => {
-                let since = since.as_deref().map(parse_since).transpose()?.unwrap_or(i64::MIN);
+            AuditCommand::Export {
+                since,
+                out: file,
+                storage,
+            } => {
+                let since = since
+                    .as_deref()
+                    .map(parse_since)
+                    .transpose()?
+                    .unwrap_or(i64::MIN);
                 let store = storage.open().await?;
                 let n = match file {
                     Some(path) => {
-                        let f = std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
+                        let f = std::fs::File::create(&path)
+                            .with_context(|| format!("cannot write {}", path.display()))?;
                         let mut w = std::io::BufWriter::new(f);
                         let n = audit::export(&store, since, &mut w).await?;
                         w.flush()?;

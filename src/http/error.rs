@@ -46,7 +46,11 @@ impl IntoResponse for ApiError {
             }
             ApiError::App(AppError::Internal(m)) => {
                 tracing::error!(error = %m, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log".to_string())
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the server log".to_string(),
+                )
             }
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m.to_string()),
             ApiError::RateLimited => (
@@ -57,11 +61,16 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
         };
         let request_id = REQUEST_ID.try_with(|r| r.clone()).unwrap_or_default();
-        let mut resp = (status, Json(json!({"error": {"code": code, "message": message, "request_id": request_id}}))).into_response();
+        let mut resp = (
+            status,
+            Json(json!({"error": {"code": code, "message": message, "request_id": request_id}})),
+        )
+            .into_response();
         if status == StatusCode::UNAUTHORIZED
             && let Ok(v) = axum::http::HeaderValue::from_str("Bearer")
         {
-            resp.headers_mut().insert(axum::http::header::WWW_AUTHENTICATE, v);
+            resp.headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, v);
         }
         resp
     }

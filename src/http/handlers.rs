@@ -25,7 +25,8 @@ fn ok(v: Value) -> ApiResult {
 }
 
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(v)| v).map_err(|e| ApiError::BadRequest(e.body_text()))
+    q.map(|Query(v)| v)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
 }
 
 /// Parse an optional JSON body (empty body = defaults).
@@ -38,7 +39,9 @@ fn body<T: DeserializeOwned + Default>(b: &Bytes) -> Result<T, ApiError> {
 
 fn bounded(field: &str, v: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
     match v {
-        Some(s) if s.len() > max => Err(ApiError::BadRequest(format!("{field} is longer than {max} characters"))),
+        Some(s) if s.len() > max => Err(ApiError::BadRequest(format!(
+            "{field} is longer than {max} characters"
+        ))),
         Some(s) if s.is_empty() => Ok(None),
         other => Ok(other),
     }
@@ -88,7 +91,9 @@ pub(super) async fn list_exceptions(
     };
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::BadRequest("limit must be between 1 and 500".into()));
+        return Err(ApiError::BadRequest(
+            "limit must be between 1 and 500".into(),
+        ));
     }
     let offset = q.offset.unwrap_or(0);
     if offset < 0 {
@@ -181,9 +186,11 @@ pub(super) async fn request_action(
     b: Bytes,
 ) -> ApiResult {
     let r: ActionRequest = body(&b)?;
-    let idx = r
-        .recommendation
-        .ok_or_else(|| ApiError::BadRequest("`recommendation` (the index of the case's recommendation) is required".into()))?;
+    let idx = r.recommendation.ok_or_else(|| {
+        ApiError::BadRequest(
+            "`recommendation` (the index of the case's recommendation) is required".into(),
+        )
+    })?;
     let row = s.app.request_action(&user, &id, idx).await?;
     Ok((StatusCode::CREATED, Json(json!({"approval": row}))).into_response())
 }
@@ -205,7 +212,10 @@ pub(super) async fn list_approvals(
         None | Some("") | Some("all") => None,
         Some(x) => Some(ApprovalStatus::from_str(x).map_err(ApiError::BadRequest)?),
     };
-    let items = s.app.approvals(&user, status, q.mine.unwrap_or(false)).await?;
+    let items = s
+        .app
+        .approvals(&user, status, q.mine.unwrap_or(false))
+        .await?;
     ok(json!({"items": items}))
 }
 
@@ -226,7 +236,10 @@ pub(super) async fn approve(
     b: Bytes,
 ) -> ApiResult {
     let d: Decision = body(&b)?;
-    let row = s.app.decide_approval(&user, &id, true, d.reason.as_deref()).await?;
+    let row = s
+        .app
+        .decide_approval(&user, &id, true, d.reason.as_deref())
+        .await?;
     ok(json!({"approval": row}))
 }
 
@@ -237,7 +250,10 @@ pub(super) async fn reject(
     b: Bytes,
 ) -> ApiResult {
     let d: Decision = body(&b)?;
-    let row = s.app.decide_approval(&user, &id, false, d.reason.as_deref()).await?;
+    let row = s
+        .app
+        .decide_approval(&user, &id, false, d.reason.as_deref())
+        .await?;
     ok(json!({"approval": row}))
 }
 
@@ -248,21 +264,33 @@ pub(super) async fn audit_search(
 ) -> ApiResult {
     s.app.require(&user, "read_audit")?;
     let q = query(q)?;
-    let items = audit::search(&s.app.store, &q).await.map_err(|e| ApiError::App(e.into()))?;
+    let items = audit::search(&s.app.store, &q)
+        .await
+        .map_err(|e| ApiError::App(e.into()))?;
     ok(json!({"items": items}))
 }
 
-pub(super) async fn audit_verify(State(s): State<AppState>, Extension(user): Extension<User>) -> ApiResult {
+pub(super) async fn audit_verify(
+    State(s): State<AppState>,
+    Extension(user): Extension<User>,
+) -> ApiResult {
     s.app.require(&user, "read_audit")?;
-    let v = audit::verify(&s.app.store, |_| {}).await.map_err(|e| ApiError::App(e.into()))?;
-    ok(json!({"ok": v.ok(), "rows": v.rows, "first_bad": v.first_bad.map(|(seq, why)| json!({"seq": seq, "problem": why}))}))
+    let v = audit::verify(&s.app.store, |_| {})
+        .await
+        .map_err(|e| ApiError::App(e.into()))?;
+    ok(
+        json!({"ok": v.ok(), "rows": v.rows, "first_bad": v.first_bad.map(|(seq, why)| json!({"seq": seq, "problem": why}))}),
+    )
 }
 
 pub(super) async fn explain(State(s): State<AppState>, Path(order): Path<String>) -> ApiResult {
     if order.len() > 64 {
-        return Err(ApiError::BadRequest("order reference is longer than 64 characters".into()));
+        return Err(ApiError::BadRequest(
+            "order reference is longer than 64 characters".into(),
+        ));
     }
-    ok(serde_json::to_value(s.app.explain(&order).await?).map_err(|e| ApiError::App(crate::app::AppError::Internal(e.to_string())))?)
+    ok(serde_json::to_value(s.app.explain(&order).await?)
+        .map_err(|e| ApiError::App(crate::app::AppError::Internal(e.to_string())))?)
 }
 
 pub(super) async fn scan(State(s): State<AppState>, Extension(user): Extension<User>) -> ApiResult {
@@ -272,7 +300,12 @@ pub(super) async fn scan(State(s): State<AppState>, Extension(user): Extension<U
 
 pub(super) async fn status(State(s): State<AppState>) -> ApiResult {
     let latest = s.app.latest().await;
-    let counts = s.app.store.case_counts().await.map_err(|e| ApiError::App(e.into()))?;
+    let counts = s
+        .app
+        .store
+        .case_counts()
+        .await
+        .map_err(|e| ApiError::App(e.into()))?;
     let scan = latest.map(|l| {
         json!({
             "finished_at": l.finished_at,
@@ -296,7 +329,11 @@ pub(super) async fn status(State(s): State<AppState>) -> ApiResult {
 pub(super) async fn readyz(State(s): State<AppState>) -> Response {
     let db = s.app.store.ping().await;
     let scanned = s.app.latest().await.is_some();
-    let status = if db && scanned { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if db && scanned {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(json!({"database": db, "scanned": scanned}))).into_response()
 }
 

@@ -57,26 +57,126 @@ pub struct RouteDoc {
 
 /// Every route of the API.
 pub const ROUTES: &[RouteDoc] = &[
-    RouteDoc { method: "get", path: "/healthz", summary: "Liveness: the process answers", auth: false },
-    RouteDoc { method: "get", path: "/readyz", summary: "Readiness: database reachable and a scan completed", auth: false },
-    RouteDoc { method: "get", path: "/metrics", summary: "Prometheus metrics", auth: false },
-    RouteDoc { method: "get", path: "/api/openapi.json", summary: "This document", auth: false },
-    RouteDoc { method: "get", path: "/api/me", summary: "The signed-in user, role and permissions", auth: true },
-    RouteDoc { method: "get", path: "/api/exceptions", summary: "The ranked exception queue (filters: status, kind, owner, severity, warehouse, tier, customer, order; sort: score, revenue, oldest, updated; limit, offset)", auth: true },
-    RouteDoc { method: "get", path: "/api/cases/{id}", summary: "One case with evidence, recommendations, approvals and history", auth: true },
-    RouteDoc { method: "post", path: "/api/cases/{id}/acknowledge", summary: "Take ownership of a case", auth: true },
-    RouteDoc { method: "post", path: "/api/cases/{id}/resolve", summary: "Resolve a case with an outcome", auth: true },
-    RouteDoc { method: "post", path: "/api/cases/{id}/dismiss", summary: "Dismiss a case with a reason", auth: true },
-    RouteDoc { method: "post", path: "/api/cases/{id}/actions", summary: "Request one of the case's recommended actions (creates an approval request)", auth: true },
-    RouteDoc { method: "get", path: "/api/approvals", summary: "Approval requests (status, mine=true for the caller's inbox)", auth: true },
-    RouteDoc { method: "get", path: "/api/approvals/{id}", summary: "One approval request", auth: true },
-    RouteDoc { method: "post", path: "/api/approvals/{id}/approve", summary: "Approve (executes the action exactly once)", auth: true },
-    RouteDoc { method: "post", path: "/api/approvals/{id}/reject", summary: "Reject", auth: true },
-    RouteDoc { method: "get", path: "/api/audit", summary: "Search the audit log (kind, actor, case_id, conversation_id, since, after_seq, limit)", auth: true },
-    RouteDoc { method: "get", path: "/api/audit/verify", summary: "Verify the audit log's hash chain", auth: true },
-    RouteDoc { method: "get", path: "/api/orders/{order}/explain", summary: "Everything that blocks or threatens an order", auth: true },
-    RouteDoc { method: "post", path: "/api/scan", summary: "Scan the source now", auth: true },
-    RouteDoc { method: "get", path: "/api/status", summary: "Source, last scan, staleness and case counts", auth: true },
+    RouteDoc {
+        method: "get",
+        path: "/healthz",
+        summary: "Liveness: the process answers",
+        auth: false,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/readyz",
+        summary: "Readiness: database reachable and a scan completed",
+        auth: false,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/metrics",
+        summary: "Prometheus metrics",
+        auth: false,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/openapi.json",
+        summary: "This document",
+        auth: false,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/me",
+        summary: "The signed-in user, role and permissions",
+        auth: true,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/exceptions",
+        summary: "The ranked exception queue (filters: status, kind, owner, severity, warehouse, tier, customer, order; sort: score, revenue, oldest, updated; limit, offset)",
+        auth: true,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/cases/{id}",
+        summary: "One case with evidence, recommendations, approvals and history",
+        auth: true,
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/cases/{id}/acknowledge",
+        summary: "Take ownership of a case",
+        auth: true,
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/cases/{id}/resolve",
+        summary: "Resolve a case with an outcome",
+        auth: true,
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/cases/{id}/dismiss",
+        summary: "Dismiss a case with a reason",
+        auth: true,
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/cases/{id}/actions",
+        summary: "Request one of the case's recommended actions (creates an approval request)",
+        auth: true,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/approvals",
+        summary: "Approval requests (status, mine=true for the caller's inbox)",
+        auth: true,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/approvals/{id}",
+        summary: "One approval request",
+        auth: true,
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/approvals/{id}/approve",
+        summary: "Approve (executes the action exactly once)",
+        auth: true,
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/approvals/{id}/reject",
+        summary: "Reject",
+        auth: true,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/audit",
+        summary: "Search the audit log (kind, actor, case_id, conversation_id, since, after_seq, limit)",
+        auth: true,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/audit/verify",
+        summary: "Verify the audit log's hash chain",
+        auth: true,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/orders/{order}/explain",
+        summary: "Everything that blocks or threatens an order",
+        auth: true,
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/scan",
+        summary: "Scan the source now",
+        auth: true,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/status",
+        summary: "Source, last scan, staleness and case counts",
+        auth: true,
+    },
 ];
 
 /// Build the router.
@@ -107,13 +207,19 @@ pub fn router(state: AppState) -> Router {
         .nest("/api", api)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .with_state(state)
 }
 
 fn valid_request_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Request id, tracing span and metrics around every request.
@@ -140,7 +246,9 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         })
         .await;
     let elapsed = started.elapsed();
-    state.metrics.observe(method.as_str(), &route, resp.status().as_u16(), elapsed);
+    state
+        .metrics
+        .observe(method.as_str(), &route, resp.status().as_u16(), elapsed);
     tracing::info!(request_id = %id, %method, route = %route, status = resp.status().as_u16(), ms = elapsed.as_secs_f64() * 1000.0, "request");
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
@@ -163,7 +271,10 @@ async fn authenticate(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty() && t.len() <= 256);
     let path = req.uri().path().to_string();
@@ -177,7 +288,10 @@ async fn authenticate(
             next.run(req).await
         }
         Ok(None) => {
-            state.app.login_failed(ip, &path, "unknown or revoked token").await;
+            state
+                .app
+                .login_failed(ip, &path, "unknown or revoked token")
+                .await;
             ApiError::Unauthorized("unknown or revoked token").into_response()
         }
         Err(e) => ApiError::App(e).into_response(),
@@ -222,12 +336,15 @@ pub async fn run(
     // The writer acknowledges in order: once this event is on disk, all before it are.
     if let Err(e) = app
         .audit
-        .append(crate::store::audit::AuditEvent::new("server.stopped", "system", serde_json::json!({})))
+        .append(crate::store::audit::AuditEvent::new(
+            "server.stopped",
+            "system",
+            serde_json::json!({}),
+        ))
         .await
     {
         tracing::error!(error = %e, "could not record the stop");
     }
-    drop(app);
     writer.finish().await;
     served
 }
@@ -239,5 +356,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -29,8 +29,14 @@ pub fn document() -> Value {
         {
             o.insert("security".into(), json!([{"bearer": []}]));
             if let Some(resp) = o.get_mut("responses").and_then(Value::as_object_mut) {
-                resp.insert("401".into(), json!({"$ref": "#/components/responses/Error"}));
-                resp.insert("403".into(), json!({"$ref": "#/components/responses/Error"}));
+                resp.insert(
+                    "401".into(),
+                    json!({"$ref": "#/components/responses/Error"}),
+                );
+                resp.insert(
+                    "403".into(),
+                    json!({"$ref": "#/components/responses/Error"}),
+                );
             }
         }
         let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));

@@ -365,7 +365,12 @@ struct RawRoles {
 }
 
 /// Permissions a role can be granted in `roles.toml` (`[roles.permissions]`).
-pub const PERMISSIONS: &[&str] = &["decide_any_case", "request_actions", "read_audit", "run_scan"];
+pub const PERMISSIONS: &[&str] = &[
+    "decide_any_case",
+    "request_actions",
+    "read_audit",
+    "run_scan",
+];
 
 /// A loaded, validated policy.
 #[derive(Debug, Clone)]
@@ -515,7 +520,8 @@ impl Policy {
             key: key.to_string(),
             hint: hint.to_string(),
         };
-        let (roles_file, raw_roles) = roles.ok_or_else(|| missing("roles", "the list of role names"))?;
+        let (roles_file, raw_roles) =
+            roles.ok_or_else(|| missing("roles", "the list of role names"))?;
         let roles = raw_roles.names;
         let permissions = raw_roles.permissions;
         let (thr_file, thresholds) =

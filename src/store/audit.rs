@@ -139,9 +139,18 @@ pub fn row_hash(seq: i64, at: i64, e: &AuditEvent, payload: &str, prev_hash: &st
 /// Keys whose values never enter the log.
 fn secret_key(k: &str) -> bool {
     let k = k.to_ascii_lowercase();
-    ["password", "secret", "token", "api_key", "apikey", "authorization", "bearer", "cookie"]
-        .iter()
-        .any(|s| k.contains(s))
+    [
+        "password",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "authorization",
+        "bearer",
+        "cookie",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
         && !k.ends_with("_tokens")
         && k != "tokens"
 }
@@ -171,15 +180,17 @@ pub struct AuditLog {
     tx: mpsc::Sender<Pending>,
 }
 
-/// The writer task; await [`AuditWriter::finish`] after the last handle is dropped to be
-/// sure everything queued is on disk.
+/// The writer task. [`AuditWriter::finish`] writes everything already queued, then stops
+/// (appends after that fail with [`AuditError::Closed`]), whether or not handles remain.
 pub struct AuditWriter {
     task: tokio::task::JoinHandle<()>,
+    close: oneshot::Sender<()>,
 }
 
 impl AuditWriter {
-    /// Wait for the writer to drain and stop.
+    /// Drain what is queued to disk and stop the writer.
     pub async fn finish(self) {
+        let _ = self.close.send(());
         let _ = self.task.await;
     }
 }
@@ -199,14 +210,18 @@ impl AuditLog {
     /// Start the writer task over a store.
     pub fn start(store: Store) -> (AuditLog, AuditWriter) {
         let (tx, rx) = mpsc::channel::<Pending>(16_384);
-        let task = tokio::spawn(writer(store, rx));
-        (AuditLog { tx }, AuditWriter { task })
+        let (close, closed) = oneshot::channel();
+        let task = tokio::spawn(writer(store, rx, closed));
+        (AuditLog { tx }, AuditWriter { task, close })
     }
 
     /// Append an event; returns its sequence number once it is durably stored.
     pub async fn append(&self, event: AuditEvent) -> Result<i64, AuditError> {
         let (ack, done) = oneshot::channel();
-        self.tx.send((event, ack)).await.map_err(|_| AuditError::Closed)?;
+        self.tx
+            .send((event, ack))
+            .await
+            .map_err(|_| AuditError::Closed)?;
         match done.await {
             Ok(Ok(seq)) => Ok(seq),
             Ok(Err(e)) => Err(AuditError::Write(e)),
@@ -215,10 +230,30 @@ impl AuditLog {
     }
 }
 
-async fn writer(store: Store, mut rx: mpsc::Receiver<Pending>) {
+async fn writer(store: Store, mut rx: mpsc::Receiver<Pending>, mut closed: oneshot::Receiver<()>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
+    let mut closing = false;
+    loop {
+        if closing {
+            // Drain what was queued before the close, then stop.
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        } else {
+            tokio::select! {
+                biased;
+                p = rx.recv() => match p {
+                    Some(p) => batch.push(p),
+                    None => break,
+                },
+                _ = &mut closed => {
+                    closing = true;
+                    rx.close();
+                    continue;
+                }
+            }
+        }
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(p) => batch.push(p),
@@ -252,7 +287,9 @@ pub async fn write_batch(store: &Store, events: Vec<AuditEvent>) -> Result<Vec<i
     let mut tx = store.pool().begin().await?;
     if store.backend() == Backend::Postgres {
         // Several replicas may append: serialise chain extension across them.
-        sqlx::query("SELECT pg_advisory_xact_lock(726354)").execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(726354)")
+            .execute(&mut *tx)
+            .await?;
     }
     let head = sqlx::query("SELECT seq, hash, at FROM audit ORDER BY seq DESC LIMIT 1")
         .fetch_optional(&mut *tx)
@@ -307,7 +344,8 @@ const COLUMNS: &str = "seq, at, kind, actor, conversation_id, case_id, model, pr
 
 fn record(r: &sqlx::any::AnyRow) -> Result<(AuditRecord, String), StoreError> {
     let payload: String = r.try_get(11)?;
-    let value = serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload.clone()));
+    let value =
+        serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload.clone()));
     Ok((
         AuditRecord {
             seq: r.try_get(0)?,
@@ -348,28 +386,45 @@ impl Verification {
 }
 
 /// Walk the whole chain in order and check every link and hash.
-pub async fn verify(store: &Store, mut progress: impl FnMut(i64)) -> Result<Verification, StoreError> {
+pub async fn verify(
+    store: &Store,
+    mut progress: impl FnMut(i64),
+) -> Result<Verification, StoreError> {
     let mut expected_seq = 1i64;
     let mut prev = GENESIS.to_string();
     let mut last_at = i64::MIN;
     let mut rows = 0i64;
     let page = 5_000i64;
     loop {
-        let batch = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM audit WHERE seq >= $1 ORDER BY seq LIMIT {page}")))
-            .bind(expected_seq)
-            .fetch_all(store.pool())
-            .await?;
+        let batch = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM audit WHERE seq >= $1 ORDER BY seq LIMIT {page}"
+        )))
+        .bind(expected_seq)
+        .fetch_all(store.pool())
+        .await?;
         if batch.is_empty() {
             break;
         }
         for r in &batch {
             let (rec, payload) = record(r)?;
             rows += 1;
-            let bad = |why: String| Ok(Verification { rows, first_bad: Some((rec.seq, why)) });
+            let bad = |why: String| {
+                Ok(Verification {
+                    rows,
+                    first_bad: Some((rec.seq, why)),
+                })
+            };
             if rec.seq != expected_seq {
                 return Ok(Verification {
                     rows,
-                    first_bad: Some((expected_seq, format!("row {expected_seq} is missing (row {} follows {})", rec.seq, expected_seq - 1))),
+                    first_bad: Some((
+                        expected_seq,
+                        format!(
+                            "row {expected_seq} is missing (row {} follows {})",
+                            rec.seq,
+                            expected_seq - 1
+                        ),
+                    )),
                 });
             }
             if rec.prev_hash != prev {
@@ -396,11 +451,17 @@ pub async fn verify(store: &Store, mut progress: impl FnMut(i64)) -> Result<Veri
         if seq != expected_seq - 1 || hash != prev {
             return Ok(Verification {
                 rows,
-                first_bad: Some((expected_seq, format!("rows {expected_seq}..={seq} are missing from the end of the log"))),
+                first_bad: Some((
+                    expected_seq,
+                    format!("rows {expected_seq}..={seq} are missing from the end of the log"),
+                )),
             });
         }
     }
-    Ok(Verification { rows, first_bad: None })
+    Ok(Verification {
+        rows,
+        first_bad: None,
+    })
 }
 
 /// Filters for audit search.
@@ -444,7 +505,11 @@ pub async fn search(store: &Store, q: &AuditQuery) -> Result<Vec<AuditRecord>, S
             strs.push(k.clone());
         }
     }
-    for (col, v) in [("actor", &q.actor), ("case_id", &q.case_id), ("conversation_id", &q.conversation_id)] {
+    for (col, v) in [
+        ("actor", &q.actor),
+        ("case_id", &q.case_id),
+        ("conversation_id", &q.conversation_id),
+    ] {
         if let Some(v) = v {
             let i = next();
             wh.push(format!("{col} = ${i}"));
@@ -456,14 +521,25 @@ pub async fn search(store: &Store, q: &AuditQuery) -> Result<Vec<AuditRecord>, S
         int_clauses.push(("at >=", s));
     }
     if let Some(s) = q.after_seq {
-        int_clauses.push((if q.ascending.unwrap_or(false) { "seq >" } else { "seq <" }, s));
+        int_clauses.push((
+            if q.ascending.unwrap_or(false) {
+                "seq >"
+            } else {
+                "seq <"
+            },
+            s,
+        ));
     }
     for (c, v) in int_clauses {
         let i = next();
         wh.push(format!("{c} ${i}"));
         ints.push((i, v));
     }
-    let dir = if q.ascending.unwrap_or(false) { "ASC" } else { "DESC" };
+    let dir = if q.ascending.unwrap_or(false) {
+        "ASC"
+    } else {
+        "DESC"
+    };
     let sql = format!(
         "SELECT {COLUMNS} FROM audit WHERE {} ORDER BY seq {dir} LIMIT {}",
         wh.join(" AND "),
@@ -489,18 +565,21 @@ pub async fn export(
     let mut after = 0i64;
     let mut n = 0i64;
     loop {
-        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM audit WHERE seq > $1 AND at >= $2 ORDER BY seq LIMIT 5000")))
-            .bind(after)
-            .bind(since)
-            .fetch_all(store.pool())
-            .await?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM audit WHERE seq > $1 AND at >= $2 ORDER BY seq LIMIT 5000"
+        )))
+        .bind(after)
+        .bind(since)
+        .fetch_all(store.pool())
+        .await?;
         if rows.is_empty() {
             break;
         }
         for r in &rows {
             let (rec, _) = record(r)?;
             after = rec.seq;
-            let line = serde_json::to_string(&rec).map_err(|e| super::corrupt("audit row", e.to_string()))?;
+            let line = serde_json::to_string(&rec)
+                .map_err(|e| super::corrupt("audit row", e.to_string()))?;
             writeln!(out, "{line}").map_err(|e| super::corrupt("export output", e.to_string()))?;
             n += 1;
         }
@@ -539,6 +618,9 @@ mod tests {
         // Moving bytes between fields changes the hash.
         let a = AuditEvent::new("ab", "c", serde_json::json!({}));
         let b = AuditEvent::new("a", "bc", serde_json::json!({}));
-        assert_ne!(row_hash(1, 2, &a, "{}", GENESIS), row_hash(1, 2, &b, "{}", GENESIS));
+        assert_ne!(
+            row_hash(1, 2, &a, "{}", GENESIS),
+            row_hash(1, 2, &b, "{}", GENESIS)
+        );
     }
 }

@@ -79,7 +79,10 @@ impl StoreConfig {
             Some(_) => Err(StoreError::UnsupportedUrl),
             None => {
                 let file = self.data_dir.join("order-copilot.db");
-                Ok((format!("sqlite://{}?mode=rwc", file.display()), Backend::Sqlite))
+                Ok((
+                    format!("sqlite://{}?mode=rwc", file.display()),
+                    Backend::Sqlite,
+                ))
             }
         }
     }
@@ -136,9 +139,15 @@ impl Store {
                     if backend == Backend::Sqlite {
                         // WAL lets readers run beside the writer; FULL makes each commit
                         // durable (fsync) — the audit log acknowledges only after it.
-                        sqlx::query("PRAGMA journal_mode=WAL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA synchronous=FULL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA busy_timeout=10000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA journal_mode=WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous=FULL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout=10000")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -173,19 +182,28 @@ impl Store {
 
     /// All case ids with their status.
     pub async fn case_statuses(&self) -> Result<Vec<(String, CaseStatus)>, StoreError> {
-        let rows = sqlx::query("SELECT id, status FROM cases").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT id, status FROM cases")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 let id: String = r.try_get(0)?;
                 let s: String = r.try_get(1)?;
-                Ok((id, CaseStatus::from_str(&s).map_err(|d| corrupt("cases.status", d))?))
+                Ok((
+                    id,
+                    CaseStatus::from_str(&s).map_err(|d| corrupt("cases.status", d))?,
+                ))
             })
             .collect()
     }
 
     /// Apply a scan: insert new cases, update and reopen existing ones, auto-resolve
     /// vanished ones as "cleared". One transaction.
-    pub async fn merge_scan(&self, cases: &[CaseUpsert], now: i64) -> Result<MergeStats, StoreError> {
+    pub async fn merge_scan(
+        &self,
+        cases: &[CaseUpsert],
+        now: i64,
+    ) -> Result<MergeStats, StoreError> {
         let existing: std::collections::HashMap<String, CaseStatus> =
             self.case_statuses().await?.into_iter().collect();
         let mut stats = MergeStats::default();
@@ -321,7 +339,10 @@ impl Store {
             query = query.bind(a);
         }
         let rows = query.fetch_all(&self.pool).await?;
-        let items = rows.iter().map(CaseSummary::from_row).collect::<Result<Vec<_>, _>>()?;
+        let items = rows
+            .iter()
+            .map(CaseSummary::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         let count_sql = format!("SELECT COUNT(*) FROM cases WHERE {where_sql}");
         let mut cq = sqlx::query(AssertSqlSafe(count_sql));
         for a in &args {
@@ -353,7 +374,11 @@ impl Store {
         now: i64,
     ) -> Result<bool, StoreError> {
         let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
-        let list = allowed.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
+        let list = allowed
+            .iter()
+            .map(|s| format!("'{s}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!(
             "UPDATE cases SET status = $2, outcome = $3, decided_by = $4, decided_at = $5, updated_at = $5 WHERE id = $1 AND status IN ({list})"
         );
@@ -370,10 +395,13 @@ impl Store {
 
     /// Number of cases per status.
     pub async fn case_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT status, COUNT(*) FROM cases GROUP BY status ORDER BY status")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        let rows =
+            sqlx::query("SELECT status, COUNT(*) FROM cases GROUP BY status ORDER BY status")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 
     // ---- approvals --------------------------------------------------------------
@@ -402,10 +430,12 @@ impl Store {
 
     /// One approval.
     pub async fn get_approval(&self, id: &str) -> Result<Option<ApprovalRow>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| ApprovalRow::from_row(&r)).transpose()
     }
 
@@ -470,16 +500,19 @@ impl Store {
     /// Claim an approved request for execution (approved → executing). Exactly one caller
     /// wins; a request left `executing` by a crash is claimed again by [`Store::reclaim_executing`].
     pub async fn claim_execution(&self, id: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query("UPDATE approvals SET status = 'executing' WHERE id = $1 AND status = 'approved'")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let r = sqlx::query(
+            "UPDATE approvals SET status = 'executing' WHERE id = $1 AND status = 'approved'",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(r.rows_affected() == 1)
     }
 
     /// Requests whose execution was interrupted (the executor is idempotent per request id).
     pub async fn reclaim_executing(&self) -> Result<Vec<ApprovalRow>, StoreError> {
-        self.list_approvals(Some(ApprovalStatus::Executing), None, None, 500).await
+        self.list_approvals(Some(ApprovalStatus::Executing), None, None, 500)
+            .await
     }
 
     /// Record the execution result.
@@ -504,11 +537,15 @@ impl Store {
 
     /// Mark pending requests past their expiry as expired; returns their ids.
     pub async fn expire_approvals(&self, now: i64) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT id FROM approvals WHERE status = 'pending' AND expires_at <= $1")
-            .bind(now)
-            .fetch_all(&self.pool)
-            .await?;
-        let ids: Vec<String> = rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+        let rows =
+            sqlx::query("SELECT id FROM approvals WHERE status = 'pending' AND expires_at <= $1")
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
+        let ids: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
         if !ids.is_empty() {
             sqlx::query("UPDATE approvals SET status = 'expired', decided_at = $1 WHERE status = 'pending' AND expires_at <= $1")
                 .bind(now)
@@ -522,7 +559,13 @@ impl Store {
 
     /// Store a token (hash only). A revoked token's name can be reused; an active one's
     /// cannot (returns `false`).
-    pub async fn insert_token(&self, name: &str, role: &str, hash: &str, now: i64) -> Result<bool, StoreError> {
+    pub async fn insert_token(
+        &self,
+        name: &str,
+        role: &str,
+        hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let r = sqlx::query(
             "INSERT INTO tokens (name, role, token_hash, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (name) DO UPDATE SET role = excluded.role, token_hash = excluded.token_hash, created_at = excluded.created_at, revoked_at = NULL \
@@ -539,26 +582,32 @@ impl Store {
 
     /// Revoke a token by name; returns whether an active one existed.
     pub async fn revoke_token(&self, name: &str, now: i64) -> Result<bool, StoreError> {
-        let r = sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL")
-            .bind(name)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+        let r =
+            sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL")
+                .bind(name)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
         Ok(r.rows_affected() == 1)
     }
 
     /// The active token with this hash: (name, role).
     pub async fn find_token(&self, hash: &str) -> Result<Option<(String, String)>, StoreError> {
-        let row = sqlx::query("SELECT name, role FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT name, role FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
     }
 
     /// Number of tokens ever created.
     pub async fn token_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM tokens").fetch_one(&self.pool).await?.try_get(0)?)
+        Ok(sqlx::query("SELECT COUNT(*) FROM tokens")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
     }
 }
 
@@ -566,20 +615,37 @@ impl Store {
 /// database access would.
 #[doc(hidden)]
 pub async fn exec_for_tests(store: &Store, sql: &str) -> Result<u64, StoreError> {
-    Ok(sqlx::query(AssertSqlSafe(sql.to_string())).execute(&store.pool).await?.rows_affected())
+    Ok(sqlx::query(AssertSqlSafe(sql.to_string()))
+        .execute(&store.pool)
+        .await?
+        .rows_affected())
 }
 
 /// Create an empty PostgreSQL database `name` next to the one `admin_url` points at and
 /// return a config for it. For tests, which need one database each.
-pub async fn create_database_for_tests(admin_url: &str, name: &str) -> Result<StoreConfig, StoreError> {
+pub async fn create_database_for_tests(
+    admin_url: &str,
+    name: &str,
+) -> Result<StoreConfig, StoreError> {
     install_default_drivers();
-    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
         return Err(corrupt("database name", name.to_string()));
     }
-    let pool = AnyPoolOptions::new().max_connections(1).connect(admin_url).await?;
-    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await?;
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(admin_url)
+        .await?;
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await?;
     pool.close().await;
-    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin_url);
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .unwrap_or(admin_url);
     Ok(StoreConfig {
         database_url: Some(format!("{base}/{name}")),
         data_dir: std::env::temp_dir(),

@@ -232,7 +232,8 @@ impl CaseDetail {
             summary: CaseSummary::from_row(r)?,
             decided_by: r.try_get(17)?,
             decided_at: r.try_get(18)?,
-            exception: serde_json::from_str(&json).map_err(|e| corrupt("cases.exception_json", e.to_string()))?,
+            exception: serde_json::from_str(&json)
+                .map_err(|e| corrupt("cases.exception_json", e.to_string()))?,
             policy_version: r.try_get(20)?,
         })
     }
@@ -347,15 +348,21 @@ impl ApprovalRow {
             evidence: json(4, "approvals.evidence_json")?,
             policy_rule: r.try_get(5)?,
             policy_version: r.try_get(6)?,
-            approver_roles: roles.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+            approver_roles: roles
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
             requested_by: r.try_get(8)?,
             requested_at: r.try_get(9)?,
             expires_at: r.try_get(10)?,
-            status: ApprovalStatus::from_str(&status).map_err(|e| corrupt("approvals.status", e))?,
+            status: ApprovalStatus::from_str(&status)
+                .map_err(|e| corrupt("approvals.status", e))?,
             decided_by: r.try_get(12)?,
             decided_at: r.try_get(13)?,
             reason: r.try_get(14)?,
-            result: result.map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s))),
+            result: result
+                .map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s))),
             executed_at: r.try_get(16)?,
         })
     }

@@ -19,7 +19,11 @@ use order_copilot::store::{Store, StoreConfig};
 pub fn unique(prefix: &str) -> String {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{prefix}_{}_{}_{n}", std::process::id(), Utc::now().timestamp_micros() % 1_000_000_000)
+    format!(
+        "{prefix}_{}_{}_{n}",
+        std::process::id(),
+        Utc::now().timestamp_micros() % 1_000_000_000
+    )
 }
 
 /// A fresh temporary directory.
@@ -47,10 +51,15 @@ pub fn postgres_url() -> String {
 /// A store config on an empty database of the given backend.
 pub async fn fresh(db: Db) -> StoreConfig {
     match db {
-        Db::Sqlite => StoreConfig { database_url: None, data_dir: temp_dir("oc-sqlite") },
+        Db::Sqlite => StoreConfig {
+            database_url: None,
+            data_dir: temp_dir("oc-sqlite"),
+        },
         Db::Postgres => {
             let admin = postgres_url();
-            order_copilot::store::create_database_for_tests(&admin, &unique("oc").to_lowercase()).await.unwrap()
+            order_copilot::store::create_database_for_tests(&admin, &unique("oc").to_lowercase())
+                .await
+                .unwrap()
         }
     }
 }
@@ -75,17 +84,39 @@ impl TestServer {
         let cfg = fresh(db).await;
         let store = Store::open(&cfg).await.unwrap();
         let policy = Arc::new(Policy::embedded().unwrap());
-        let demo = Arc::new(DemoSource::new(&DemoConfig { seed: 42, orders, now: Utc::now() }));
-        let (app, writer) = order_copilot::app::start(store.clone(), policy.clone(), demo.clone(), demo).await.unwrap();
-        let admin = identity::create_token(&store, &policy, "admin", "admin").await.unwrap();
+        let demo = Arc::new(DemoSource::new(&DemoConfig {
+            seed: 42,
+            orders,
+            now: Utc::now(),
+        }));
+        let (app, writer) =
+            order_copilot::app::start(store.clone(), policy.clone(), demo.clone(), demo)
+                .await
+                .unwrap();
+        let admin = identity::create_token(&store, &policy, "admin", "admin")
+            .await
+            .unwrap();
         app.scan("system").await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(order_copilot::http::run(app.clone(), writer, listener, Duration::from_secs(3600), async move {
-            let _ = rx.await;
-        }));
-        TestServer { addr, app, admin, cfg, stop: Some(tx), task: Some(task) }
+        let task = tokio::spawn(order_copilot::http::run(
+            app.clone(),
+            writer,
+            listener,
+            Duration::from_secs(3600),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        TestServer {
+            addr,
+            app,
+            admin,
+            cfg,
+            stop: Some(tx),
+            task: Some(task),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -93,7 +124,9 @@ impl TestServer {
     }
 
     pub async fn token(&self, name: &str, role: &str) -> String {
-        identity::create_token(&self.app.store, &self.app.policy, name, role).await.unwrap()
+        identity::create_token(&self.app.store, &self.app.policy, name, role)
+            .await
+            .unwrap()
     }
 
     /// Graceful shutdown; returns when the server has flushed everything.
@@ -108,5 +141,8 @@ impl TestServer {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
 }
