@@ -21,6 +21,7 @@ use super::context::Context;
 use super::exception::{
     Action, Evidence, Exception, Impact, Kind, Recommendation, SourceRef, stable_id,
 };
+use super::fmt::Day;
 use crate::domain::{Ix, OrderLine, SalesOrder, SourceId, Tier};
 use crate::policy::{Route, Severity};
 
@@ -75,7 +76,7 @@ pub(crate) fn policy_ev(ctx: &Context, key: &str, fact: String) -> Evidence {
         .get(section)
         .cloned()
         .unwrap_or_else(|| "policies".to_string());
-    ev(fact, "policy", 0, format!("{file}#{key}"))
+    ev(fact, "policy", 0, crate::text!(file, '#', key))
 }
 
 /// A recommendation with the approver roles the policy names for its action.
@@ -96,25 +97,12 @@ pub(crate) fn rec(
 
 /// Line reference as users see it (`S00042/3`).
 pub(crate) fn line_ref(order: &SalesOrder, line: &OrderLine) -> String {
-    format!("{}/{}", order.name, line.seq)
+    crate::text!(order.name, '/', line.seq)
 }
 
 /// A date for evidence text (`2026-12-01`), formatted without allocating.
 pub(crate) fn day(t: DateTime<Utc>) -> Day {
     Day(t)
-}
-
-/// See [`day`].
-pub(crate) struct Day(DateTime<Utc>);
-
-impl std::fmt::Display for Day {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use chrono::Datelike;
-        // Hand-formatted: chrono's `format` parses its pattern on every call, and evidence
-        // text is built for every exception of a million-line scan.
-        let d = self.0.date_naive();
-        write!(f, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
-    }
 }
 
 /// Margin at risk on a quantity of a line (zero when cost is unknown or margin negative).
