@@ -122,6 +122,6 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 "frequent changes from a key account may call for a standing forecast".to_string(),
             ],
         ));
-        out.push(e);
+        super::push(out, e);
     }
 }

@@ -231,7 +231,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     },
                 ],
             ));
-            out.push(e);
+            super::push(out, e);
         }
     }
 }

@@ -222,7 +222,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     if let Some(r) = RuleRecord::new(ctx, oi as Ix, None)
                         && rule.when.eval_bool(&r)
                     {
-                        out.push(fire(ctx, rule, &r));
+                        super::push(out, fire(ctx, rule, &r));
                     }
                 }
                 RuleScope::Line => {
@@ -236,7 +236,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                         if let Some(r) = RuleRecord::new(ctx, oi as Ix, Some(li))
                             && rule.when.eval_bool(&r)
                         {
-                            out.push(fire(ctx, rule, &r));
+                            super::push(out, fire(ctx, rule, &r));
                         }
                     }
                 }

@@ -150,6 +150,6 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 "the shipment waits if the documents are not ready by the ship date".to_string()
             }],
         ));
-        out.push(e);
+        super::push(out, e);
     }
 }

@@ -50,6 +50,26 @@ pub fn run_all(ctx: &Context, out: &mut Vec<Exception>, done: &mut dyn FnMut(&'s
     }
 }
 
+/// Append a finished exception, first dropping the spare capacity of its evidence and
+/// recommendations. They are pushed one by one, so their capacity runs ahead of what they
+/// hold (one recommendation takes room for four); at a million lines that slack is a
+/// sizeable part of the scan's memory. `shrink_to_fit` is not enough: the allocator keeps
+/// a block that shrinks by less than half where it is. Moving the few elements into an
+/// exact allocation costs a small copy, and the freed block is reused for the next one.
+pub(crate) fn push(out: &mut Vec<Exception>, mut e: Exception) {
+    compact(&mut e.evidence);
+    compact(&mut e.recommendations);
+    out.push(e);
+}
+
+fn compact<T>(v: &mut Vec<T>) {
+    if v.capacity() > v.len() {
+        let mut exact = Vec::with_capacity(v.len());
+        exact.append(v);
+        *v = exact;
+    }
+}
+
 /// A fact with its source record.
 pub(crate) fn ev(
     fact: String,

@@ -300,6 +300,6 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             text!("Ask the ", manager, " to approve the price as it stands"),
             vec!["keeps the deal; the margin loss stays".to_string()],
         ));
-        out.push(e);
+        super::push(out, e);
     }
 }

@@ -176,6 +176,6 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             text!("Move the promised date to ", day(expected)),
             vec![text!("the promise moves by ", HumanHours(late))],
         ));
-        out.push(e);
+        super::push(out, e);
     }
 }

@@ -159,7 +159,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         ));
 
         recommend(ctx, &mut e, li, cov.short);
-        out.push(e);
+        super::push(out, e);
     }
 }
 

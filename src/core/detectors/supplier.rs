@@ -242,6 +242,6 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 ],
             ));
         }
-        out.push(e);
+        super::push(out, e);
     }
 }
