@@ -215,7 +215,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         let mut e = base(
             ctx,
             Kind::PriceMismatch,
-            &[&order.name, &line.id.to_string()],
+            &[&order.name, &text!(line.id)],
             order,
             Some(line),
             title,

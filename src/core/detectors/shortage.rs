@@ -50,7 +50,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         let mut e = base(
             ctx,
             Kind::StockShortage,
-            &[&order.name, &line.id.to_string()],
+            &[&order.name, &text!(line.id)],
             order,
             Some(line),
             title,
