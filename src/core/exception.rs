@@ -1,6 +1,8 @@
 //! The exception record every detector produces, and its parts: kind, impact, evidence,
 //! recommendations with typed actions.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -92,7 +94,9 @@ impl<'de> Deserialize<'de> for Kind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceRef {
     /// Odoo model name (`sale.order.line`, `stock.quant`, `policy` for policy clauses).
-    pub model: String,
+    /// Detectors name models with literals, which are borrowed rather than copied into an
+    /// allocation per fact; it serialises as a plain string either way.
+    pub model: Cow<'static, str>,
     /// Record id in the source (0 for policy clauses).
     pub id: SourceId,
     /// Human reference (`S00042/3`, `SKU-10023@WH2`, `thresholds.credit_hold.max_overdue_days`).

@@ -73,14 +73,14 @@ fn compact<T>(v: &mut Vec<T>) {
 /// A fact with its source record.
 pub(crate) fn ev(
     fact: String,
-    model: &str,
+    model: &'static str,
     id: SourceId,
     reference: impl Into<String>,
 ) -> Evidence {
     Evidence {
         fact,
         source: SourceRef {
-            model: model.to_string(),
+            model: std::borrow::Cow::Borrowed(model),
             id,
             reference: reference.into(),
         },
