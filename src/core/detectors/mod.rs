@@ -22,7 +22,7 @@ use super::exception::{
     Action, Evidence, Exception, Impact, Kind, Recommendation, SourceRef, stable_id,
 };
 use super::fmt::Day;
-use crate::domain::{Ix, OrderLine, SalesOrder, SourceId, Tier};
+use crate::domain::{OrderLine, SalesOrder, SourceId, Tier};
 use crate::policy::{Route, Severity};
 
 /// A detector: appends the exceptions it finds.
@@ -246,15 +246,4 @@ pub(crate) fn impact(
             .map(|c| c.tier)
             .unwrap_or(Tier::C),
     }
-}
-
-/// Iterate open lines with their order, skipping anything unusable.
-pub(crate) fn open_lines<'c>(
-    ctx: &'c Context,
-) -> impl Iterator<Item = (Ix, &'c OrderLine, &'c SalesOrder)> + 'c {
-    ctx.open_lines.iter().filter_map(move |&i| {
-        let l = ctx.snap.lines.get(i as usize)?;
-        let o = ctx.snap.orders.get(l.order as usize)?;
-        Some((i, l, o))
-    })
 }

@@ -7,7 +7,7 @@ use crate::text;
 use chrono::Duration;
 use rust_decimal::Decimal;
 
-use super::{base, day, ev, impact, line_ref, margin_on, open_lines, policy_ev, rec};
+use super::{base, day, ev, impact, line_ref, margin_on, policy_ev, rec};
 use crate::core::context::Context;
 use crate::core::exception::{Action, Exception, Kind};
 
@@ -16,12 +16,20 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
     let horizon =
         ctx.now + Duration::days(i64::from(ctx.policy.thresholds.stock_shortage.horizon_days));
     let full_lateness = i64::from(ctx.policy.scoring.lateness_full_at_hours);
-    for (li, line, order) in open_lines(ctx) {
-        let Some(cov) = ctx.coverage(li) else {
+    // Walk the walk's coverage in slot order (it is aligned with `lines_by_product`): most
+    // lines are covered, and skipping them from one sequential array is far cheaper than
+    // looking each open line up. The emission order does not matter: exceptions are ranked
+    // by a total order afterwards.
+    for (cov, sl) in ctx.coverage.iter().zip(&ctx.lines_by_product) {
+        if cov.short <= Decimal::ZERO {
+            continue;
+        }
+        let li = sl.line;
+        let (Some(line), Some(order)) = (snap.lines.get(li as usize), ctx.order_of(li)) else {
             continue;
         };
         let need = ctx.need(li);
-        if cov.short <= Decimal::ZERO || need > horizon {
+        if need > horizon {
             continue;
         }
         let (Some(product), Some(wh)) = (
