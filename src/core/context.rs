@@ -61,7 +61,9 @@ pub struct SlotLine {
 struct WalkOut {
     coverage: Vec<Coverage>,
     leftover: Vec<Decimal>,
-    dependents: Vec<Vec<Ix>>,
+    /// (inbound line, dependent open line), in the order the walk finds them; grouped per
+    /// inbound line afterwards. One flat vector instead of a growing vector per inbound line.
+    dependents: Vec<(Ix, Ix)>,
 }
 
 /// Derived, read-only data for one scan.
@@ -109,8 +111,11 @@ pub struct Context<'a> {
     pub inbound_by_product: Vec<Ix>,
     /// Per order: number of tracked changes within the repeated-changes window.
     pub recent_changes: Vec<u32>,
-    /// Per inbound line: open demand lines that depend on it.
-    pub dependents: Vec<Vec<Ix>>,
+    /// Open demand lines that depend on each inbound line, grouped per inbound line like
+    /// `lines_by_product`; see [`Context::dependents`].
+    pub dependent_offsets: Vec<u32>,
+    /// See `dependent_offsets`.
+    pub dependent_lines: Vec<Ix>,
 }
 
 impl<'a> Context<'a> {
@@ -129,7 +134,9 @@ impl<'a> Context<'a> {
         let n_lines = snap.lines.len();
         let mut need_by = Vec::with_capacity(n_lines);
         let mut has_promise = Vec::with_capacity(n_lines);
-        let mut open_lines = Vec::new();
+        // Reserved for every line: capacity never written stays virtual, while growing by
+        // doubling would copy and fault in fresh memory several times.
+        let mut open_lines = Vec::with_capacity(n_lines);
         let mut net = Vec::with_capacity(n_lines);
         let mut open = Vec::with_capacity(n_lines);
         let mut order_open_value = vec![Decimal::ZERO; snap.orders.len()];
@@ -281,7 +288,8 @@ impl<'a> Context<'a> {
             inbound_offsets,
             inbound_by_product,
             recent_changes,
-            dependents: vec![Vec::new(); snap.inbound.len()],
+            dependent_offsets: Vec::new(),
+            dependent_lines: Vec::new(),
         };
         ctx.walk();
         (ctx, findings)
@@ -309,6 +317,11 @@ impl<'a> Context<'a> {
     pub fn coverage(&self, line: Ix) -> Option<&Coverage> {
         let pos = *self.line_pos.get(line as usize)?;
         self.coverage.get(pos as usize)
+    }
+
+    /// Open demand lines that depend on inbound line `b` (in the order the walk served them).
+    pub fn dependents(&self, b: Ix) -> &[Ix] {
+        slice_of(&self.dependent_offsets, &self.dependent_lines, b)
     }
 
     /// Inbound purchase lines of product `p`.
@@ -370,25 +383,26 @@ impl<'a> Context<'a> {
         let mut w_out = WalkOut {
             coverage: vec![Coverage::default(); self.lines_by_product.len()],
             leftover: self.stock.iter().map(|s| s.0.max(Decimal::ZERO)).collect(),
-            dependents: vec![Vec::new(); snap.inbound.len()],
+            dependents: Vec::new(),
         };
 
         // Inbound lots grouped per (product, warehouse) slot, by planned date.
-        let mut lots: Vec<(usize, DateTime<Utc>, Ix)> = snap
-            .inbound
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| {
-                b.state == PurchaseState::Purchase
-                    && b.open_qty() > Decimal::ZERO
-                    && (b.product as usize) < snap.products.len()
-                    && (b.warehouse as usize) < n_wh
-            })
-            .filter_map(|(i, b)| {
-                b.planned
-                    .map(|d| (b.product as usize * n_wh + b.warehouse as usize, d, i as Ix))
-            })
-            .collect();
+        let mut lots: Vec<(usize, DateTime<Utc>, Ix)> = Vec::with_capacity(snap.inbound.len());
+        lots.extend(
+            snap.inbound
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| {
+                    b.state == PurchaseState::Purchase
+                        && b.open_qty() > Decimal::ZERO
+                        && (b.product as usize) < snap.products.len()
+                        && (b.warehouse as usize) < n_wh
+                })
+                .filter_map(|(i, b)| {
+                    b.planned
+                        .map(|d| (b.product as usize * n_wh + b.warehouse as usize, d, i as Ix))
+                }),
+        );
         lots.sort_unstable();
 
         let mut backlog: VecDeque<(usize, Decimal)> = VecDeque::new();
@@ -417,7 +431,12 @@ impl<'a> Context<'a> {
         }
         self.coverage = w_out.coverage;
         self.leftover = w_out.leftover;
-        self.dependents = w_out.dependents;
+        let (offsets, lines) = bucket(
+            snap.inbound.len(),
+            w_out.dependents.iter().map(|&(b, l)| (b as usize, l)),
+        );
+        self.dependent_offsets = offsets;
+        self.dependent_lines = lines;
     }
 
     /// Walk one slot: `range` is its part of `lines_by_product` (need-date order).
@@ -462,10 +481,8 @@ impl<'a> Context<'a> {
                         c.eta = Some(lot.1);
                     }
                 }
-                if let (Some(d), Some(sl)) =
-                    (out.dependents.get_mut(lot.2 as usize), lines.get(pos))
-                {
-                    d.push(sl.line);
+                if let Some(sl) = lines.get(pos) {
+                    out.dependents.push((lot.2, sl.line));
                 }
                 if front.1 <= Decimal::ZERO {
                     backlog.pop_front();
@@ -504,9 +521,8 @@ impl<'a> Context<'a> {
             }
             if i > Decimal::ZERO
                 && let Some(lot) = avail_lot
-                && let Some(d) = out.dependents.get_mut(lot as usize)
             {
-                d.push(sl.line);
+                out.dependents.push((lot, sl.line));
             }
             if short > Decimal::ZERO {
                 backlog.push_back((pos, short));

@@ -1,6 +1,8 @@
 //! The exception record every detector produces, and its parts: kind, impact, evidence,
 //! recommendations with typed actions.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -92,7 +94,9 @@ impl<'de> Deserialize<'de> for Kind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceRef {
     /// Odoo model name (`sale.order.line`, `stock.quant`, `policy` for policy clauses).
-    pub model: String,
+    /// Detectors name models with literals, which are borrowed rather than copied into an
+    /// allocation per fact; it serialises as a plain string either way.
+    pub model: Cow<'static, str>,
     /// Record id in the source (0 for policy clauses).
     pub id: SourceId,
     /// Human reference (`S00042/3`, `SKU-10023@WH2`, `thresholds.credit_hold.max_overdue_days`).
@@ -352,7 +356,14 @@ pub fn stable_id(kind: &str, parts: &[&str]) -> String {
         eat(&[0x1f]);
         eat(p.as_bytes());
     }
-    format!("EX-{h:016x}")
+    // Hand-written hex: this runs once per exception.
+    let mut id = String::with_capacity(19);
+    id.push_str("EX-");
+    for shift in (0..16).rev() {
+        let nibble = ((h >> (shift * 4)) & 0xf) as u32;
+        id.push(char::from_digit(nibble, 16).unwrap_or('0'));
+    }
+    id
 }
 
 #[cfg(test)]
@@ -367,6 +378,10 @@ mod tests {
             stable_id("stock_shortage", &["S00042", "1234"])
         );
         assert_eq!(stable_id("", &[]), "EX-cbf29ce484222325");
+        assert_eq!(
+            stable_id("a", &[]),
+            format!("EX-{:016x}", 0xaf63_dc4c_8601_ec8c_u64)
+        );
         assert_ne!(stable_id("a", &["bc"]), stable_id("ab", &["c"]));
         assert_ne!(stable_id("k", &["a", "b"]), stable_id("k", &["ab"]));
     }

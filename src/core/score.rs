@@ -52,7 +52,7 @@ pub fn finish(e: &mut Exception, policy: &Policy) {
         let at = r.escalate_at_score?;
         (e.score >= at).then(|| Escalation {
             to_role: to.clone(),
-            reason: format!("score {} is at or above {at}", e.score),
+            reason: crate::text!("score ", e.score, " is at or above ", at),
         })
     });
     e.confidence = (e.confidence * 100.0).round() / 100.0;

@@ -45,6 +45,15 @@ fn negative(d: Decimal) -> bool {
     d.is_sign_negative() && !d.is_zero()
 }
 
+/// `d > 100`, compared on the integer mantissa (`m > 100 · 10^scale`, exact: the scale is
+/// at most 28, so the bound fits an i128) instead of a general decimal comparison.
+fn over_hundred(d: Decimal) -> bool {
+    match 10i128.checked_pow(d.scale()) {
+        Some(p) => d.mantissa() > 100 * p,
+        None => d > Decimal::ONE_HUNDRED,
+    }
+}
+
 fn in_range<T>(v: &[T], i: Ix) -> bool {
     (i as usize) < v.len()
 }
@@ -96,7 +105,8 @@ impl Snapshot {
             }
             if o.state.is_open_demand() && o.promised.is_none() {
                 let lines = self.order_lines(o);
-                let open = lines.iter().any(|l| l.open_qty() > Decimal::ZERO);
+                // An open quantity is never negative: non-zero means open.
+                let open = lines.iter().any(|l| !l.open_qty().is_zero());
                 if open && !lines.iter().any(|l| l.promised.is_some()) {
                     push(
                         "order_without_promise",
@@ -132,7 +142,7 @@ impl Snapshot {
                 ))
             } else if negative(l.price_unit) {
                 Some(("line_negative_price", "has a negative unit price"))
-            } else if negative(l.discount) || l.discount > Decimal::ONE_HUNDRED {
+            } else if negative(l.discount) || over_hundred(l.discount) {
                 Some((
                     "line_discount_out_of_range",
                     "has a discount outside 0–100%",
@@ -272,5 +282,25 @@ impl Snapshot {
         }
 
         (Validity { orders, lines }, findings)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn over_hundred_matches_the_decimal_comparison() {
+        for s in [
+            "0", "100", "100.00", "100.0001", "99.9999", "-150", "101", "1000", "-0",
+        ] {
+            let d = Decimal::from_str(s).unwrap();
+            assert_eq!(over_hundred(d), d > Decimal::ONE_HUNDRED, "{s}");
+        }
+        for d in [Decimal::MAX, Decimal::MIN, Decimal::new(1, 28)] {
+            assert_eq!(over_hundred(d), d > Decimal::ONE_HUNDRED, "{d}");
+        }
     }
 }

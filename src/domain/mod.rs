@@ -166,7 +166,7 @@ pub struct InboundLine {
 impl InboundLine {
     /// Quantity still to arrive (never negative).
     pub fn open_qty(&self) -> Decimal {
-        (self.qty - self.qty_received).max(Decimal::ZERO)
+        at_least_zero(self.qty - self.qty_received)
     }
 }
 
@@ -317,11 +317,12 @@ pub struct OrderLine {
 
 impl OrderLine {
     /// Quantity still to deliver (never negative).
+    #[inline]
     pub fn open_qty(&self) -> Decimal {
         if self.qty_delivered.is_zero() {
-            return self.qty.max(Decimal::ZERO);
+            return at_least_zero(self.qty);
         }
-        (self.qty - self.qty_delivered).max(Decimal::ZERO)
+        at_least_zero(self.qty - self.qty_delivered)
     }
 
     /// Net unit price after discount.
@@ -344,6 +345,18 @@ impl OrderLine {
     /// Confirmed but not yet invoiced value.
     pub fn uninvoiced_value(&self) -> Decimal {
         (self.qty - self.qty_invoiced).max(Decimal::ZERO) * self.net_price()
+    }
+}
+
+/// `d.max(Decimal::ZERO)` without a general comparison: this runs for every line, several
+/// times a scan. Like `Decimal::max`, it keeps `d` itself (scale and sign of a zero) unless
+/// `d` is below zero.
+#[inline]
+fn at_least_zero(d: Decimal) -> Decimal {
+    if d.is_sign_negative() && !d.is_zero() {
+        Decimal::ZERO
+    } else {
+        d
     }
 }
 

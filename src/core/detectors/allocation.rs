@@ -458,5 +458,5 @@ fn emit(
         ),
     ));
     e.confidence = 0.85;
-    out.push(e);
+    super::push(out, e);
 }

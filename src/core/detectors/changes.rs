@@ -5,6 +5,8 @@
 use chrono::Duration;
 use rust_decimal::Decimal;
 
+use crate::text;
+
 use super::{base, day, ev, impact, margin_on, policy_ev, rec};
 use crate::core::context::Context;
 use crate::core::exception::{Action, Exception, Kind};
@@ -42,9 +44,14 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         let lines = snap.order_lines(order);
         let value = ctx.order_value(oi as u32);
         let margin: Decimal = lines.iter().map(|l| margin_on(ctx, l, l.open_qty())).sum();
-        let title = format!(
-            "{}: changed {} times in {} days by {}",
-            order.name, n, t.window_days, customer.name
+        let title = text!(
+            order.name,
+            ": changed ",
+            n,
+            " times in ",
+            t.window_days,
+            " days by ",
+            customer.name
         );
         let mut e = base(
             ctx,
@@ -63,12 +70,15 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 continue;
             };
             e.evidence.push(ev(
-                format!(
-                    "{}: {} changed from {} to {} by {}",
+                text!(
                     day(ch.at),
+                    ": ",
                     ch.field,
+                    " changed from ",
                     ch.old_value,
+                    " to ",
                     ch.new_value,
+                    " by ",
                     ch.author
                 ),
                 "mail.tracking.value",
@@ -78,9 +88,11 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         }
         if customer.key_account {
             e.evidence.push(ev(
-                format!(
-                    "{} is a key account (tier {})",
-                    customer.name, customer.tier
+                text!(
+                    customer.name,
+                    " is a key account (tier ",
+                    customer.tier.as_str(),
+                    ")"
                 ),
                 "res.partner",
                 customer.id,
@@ -90,9 +102,11 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         e.evidence.push(policy_ev(
             ctx,
             "thresholds.repeated_changes.min_changes",
-            format!(
-                "{} or more changes within {} days",
-                t.min_changes, t.window_days
+            text!(
+                t.min_changes,
+                " or more changes within ",
+                t.window_days,
+                " days"
             ),
         ));
         e.confidence = if customer.key_account { 0.9 } else { 0.75 };
@@ -108,6 +122,6 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 "frequent changes from a key account may call for a standing forecast".to_string(),
             ],
         ));
-        out.push(e);
+        super::push(out, e);
     }
 }

@@ -4,7 +4,8 @@
 //! crosses the limit (and every later one) is held, not the ones that fit. Payment
 //! behaviour sets the confidence.
 
-use crate::core::fmt::Money;
+use crate::core::fmt::{Money, Plain};
+use crate::text;
 use rust_decimal::Decimal;
 
 use super::{base, day, ev, impact, margin_on, policy_ev, rec};
@@ -56,16 +57,23 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 "thresholds.credit_hold.max_overdue_days"
             };
             let title = match over_limit {
-                Some(limit) => format!(
-                    "{}: {} exposure {} over the {} limit",
+                Some(limit) => text!(
                     order.name,
+                    ": ",
                     customer.name,
+                    " exposure ",
                     Money(exposure - limit),
-                    limit.round_dp(0)
+                    " over the ",
+                    Plain(limit.round_dp(0)),
+                    " limit"
                 ),
-                None => format!(
-                    "{}: {} has invoices {} days overdue",
-                    order.name, customer.name, pos.max_overdue_days
+                None => text!(
+                    order.name,
+                    ": ",
+                    customer.name,
+                    " has invoices ",
+                    pos.max_overdue_days,
+                    " days overdue"
                 ),
             };
             let margin: Decimal = lines.iter().map(|l| margin_on(ctx, l, l.open_qty())).sum();
@@ -86,20 +94,23 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 impact(ctx, order, open_value, margin, hours),
             );
             e.evidence.push(ev(
-                format!(
-                    "open receivables {} across {} invoices",
+                text!(
+                    "open receivables ",
                     Money(pos.receivables),
-                    pos.invoices.len()
+                    " across ",
+                    pos.invoices.len(),
+                    " invoices"
                 ),
                 "res.partner",
                 customer.id,
                 customer.reference.clone(),
             ));
             e.evidence.push(ev(
-                format!(
-                    "{} is {} uninvoiced; with earlier open orders exposure reaches {}",
+                text!(
                     order.name,
+                    " is ",
                     Money(this),
+                    " uninvoiced; with earlier open orders exposure reaches ",
                     Money(exposure)
                 ),
                 "sale.order",
@@ -108,7 +119,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             ));
             match customer.credit_limit {
                 Some(limit) => e.evidence.push(ev(
-                    format!("credit limit {}", Money(limit)),
+                    text!("credit limit ", Money(limit)),
                     "res.partner",
                     customer.id,
                     customer.reference.clone(),
@@ -125,12 +136,15 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 .and_then(|i| snap.invoices.get(i as usize))
             {
                 e.evidence.push(ev(
-                    format!(
-                        "{} ({} open) was due {}, {} days ago",
+                    text!(
                         inv.name,
+                        " (",
                         Money(inv.residual),
+                        " open) was due ",
                         day(inv.due_date),
-                        pos.max_overdue_days
+                        ", ",
+                        pos.max_overdue_days,
+                        " days ago"
                     ),
                     "account.move",
                     inv.id,
@@ -151,9 +165,10 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             e.evidence.push(policy_ev(
                 ctx,
                 "thresholds.credit_hold.max_overdue_days",
-                format!(
-                    "shipments hold when exposure exceeds the limit or invoices are over {} days overdue",
-                    t.max_overdue_days
+                text!(
+                    "shipments hold when exposure exceeds the limit or invoices are over ",
+                    t.max_overdue_days,
+                    " days overdue"
                 ),
             ));
             e.confidence = if weak_payer || overdue { 0.95 } else { 0.8 };
@@ -187,9 +202,10 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                             .cloned()
                             .unwrap_or_default(),
                     },
-                    format!(
-                        "Ship only what fits the remaining credit ({})",
-                        Money(headroom)
+                    text!(
+                        "Ship only what fits the remaining credit (",
+                        Money(headroom),
+                        ")"
                     ),
                     vec!["partial delivery; the rest waits for payment".to_string()],
                 ));
@@ -200,11 +216,12 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     order: order.name.clone(),
                     customer: customer.name.clone(),
                 },
-                format!("Release {} despite the credit position", order.name),
+                text!("Release ", order.name, " despite the credit position"),
                 vec![
-                    format!(
-                        "adds {} to an exposure already at {}",
+                    text!(
+                        "adds ",
                         Money(this),
+                        " to an exposure already at ",
                         Money(exposure - this)
                     ),
                     if weak_payer {
@@ -214,7 +231,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     },
                 ],
             ));
-            out.push(e);
+            super::push(out, e);
         }
     }
 }

@@ -95,7 +95,10 @@ impl Record for RuleRecord<'_, '_> {
                 .map(|&n| int(i64::from(n)))
                 .unwrap_or(Value::Null),
             Field::LineQty => line.map(|l| num(l.qty)).unwrap_or(Value::Null),
-            Field::LineOpenQty => line.map(|l| num(l.open_qty())).unwrap_or(Value::Null),
+            Field::LineOpenQty => self
+                .line
+                .map(|(li, _)| num(ctx.open(li)))
+                .unwrap_or(Value::Null),
             Field::LineReservedQty => line.map(|l| num(l.qty_reserved)).unwrap_or(Value::Null),
             Field::LinePriceUnit => line.map(|l| num(l.price_unit)).unwrap_or(Value::Null),
             Field::LineDiscountPct => line.map(|l| num(l.discount)).unwrap_or(Value::Null),
@@ -219,23 +222,21 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     if let Some(r) = RuleRecord::new(ctx, oi as Ix, None)
                         && rule.when.eval_bool(&r)
                     {
-                        out.push(fire(ctx, rule, &r));
+                        super::push(out, fire(ctx, rule, &r));
                     }
                 }
                 RuleScope::Line => {
                     for k in 0..order.line_count {
                         let li = order.first_line + k;
-                        let open = snap
-                            .lines
-                            .get(li as usize)
-                            .is_some_and(|l| l.open_qty() > Decimal::ZERO);
-                        if !open || !ctx.valid.line(li as usize) {
+                        // The context's open quantity (never negative) spares
+                        // recomputing it per rule.
+                        if ctx.open(li).is_zero() || !ctx.valid.line(li as usize) {
                             continue;
                         }
                         if let Some(r) = RuleRecord::new(ctx, oi as Ix, Some(li))
                             && rule.when.eval_bool(&r)
                         {
-                            out.push(fire(ctx, rule, &r));
+                            super::push(out, fire(ctx, rule, &r));
                         }
                     }
                 }

@@ -5,6 +5,8 @@
 use chrono::Duration;
 use rust_decimal::Decimal;
 
+use crate::text;
+
 use super::{base, day, ev, impact, policy_ev, rec};
 use crate::core::context::Context;
 use crate::core::exception::{Action, Exception, Kind};
@@ -21,6 +23,13 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         };
         if !ctx.valid.order(p.order as usize)
             || !ctx.order_active(order) && p.state != PickingState::Done
+        {
+            continue;
+        }
+        // Most pickings have everything: check before collecting anything.
+        if p.documents_required
+            .iter()
+            .all(|d| p.documents_present.contains(d))
         {
             continue;
         }
@@ -44,11 +53,13 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 (
                     vec![DocumentKind::ProofOfDelivery],
                     "thresholds.missing_documents.pod_after_hours",
-                    format!(
-                        "{} shipped {} and has no proof of delivery after {} days",
+                    text!(
                         p.name,
+                        " shipped ",
                         day(done),
-                        (ctx.now - done).num_days()
+                        " and has no proof of delivery after ",
+                        (ctx.now - done).num_days(),
+                        " days"
                     ),
                 )
             }
@@ -64,10 +75,11 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     continue;
                 }
                 let names: Vec<&str> = ship_docs.iter().map(|d| d.as_str()).collect();
-                let fact = format!(
-                    "{} ships {} and lacks {}",
+                let fact = text!(
                     p.name,
+                    " ships ",
                     day(scheduled),
+                    " and lacks ",
                     names.join(", ")
                 );
                 (
@@ -83,7 +95,8 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             .iter()
             .map(|l| l.qty * l.net_price())
             .sum();
-        let title = format!("{}: missing {}", p.name, names.join(", "));
+        let listed = names.join(", ");
+        let title = text!(p.name, ": missing ", listed);
         let mut e = base(
             ctx,
             Kind::MissingDocuments,
@@ -102,14 +115,11 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             .push(ev(fact, "stock.picking", p.id, p.name.clone()));
         let present: Vec<&str> = p.documents_present.iter().map(|d| d.as_str()).collect();
         e.evidence.push(ev(
-            format!(
-                "attached: {}",
-                if present.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    present.join(", ")
-                }
-            ),
+            if present.is_empty() {
+                "attached: nothing".to_string()
+            } else {
+                text!("attached: ", present.join(", "))
+            },
             "ir.attachment",
             p.id,
             p.name.clone(),
@@ -117,9 +127,12 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         e.evidence.push(policy_ev(
             ctx,
             rule,
-            format!(
-                "shipping documents are due {} h before shipping; proof of delivery within {} h after",
-                t.ship_docs_before_hours, t.pod_after_hours
+            text!(
+                "shipping documents are due ",
+                t.ship_docs_before_hours,
+                " h before shipping; proof of delivery within ",
+                t.pod_after_hours,
+                " h after"
             ),
         ));
         e.confidence = 0.9;
@@ -129,7 +142,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 picking: p.name.clone(),
                 documents: names.clone(),
             },
-            format!("Ask for {} on {}", names.join(", "), p.name),
+            text!("Ask for ", listed, " on ", p.name),
             vec![if p.state == PickingState::Done {
                 "the carrier or customer must supply it; invoicing disputes stay open until then"
                     .to_string()
@@ -137,6 +150,6 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 "the shipment waits if the documents are not ready by the ship date".to_string()
             }],
         ));
-        out.push(e);
+        super::push(out, e);
     }
 }

@@ -21,7 +21,8 @@ use super::context::Context;
 use super::exception::{
     Action, Evidence, Exception, Impact, Kind, Recommendation, SourceRef, stable_id,
 };
-use crate::domain::{Ix, OrderLine, SalesOrder, SourceId, Tier};
+use super::fmt::Day;
+use crate::domain::{OrderLine, SalesOrder, SourceId, Tier};
 use crate::policy::{Route, Severity};
 
 /// A detector: appends the exceptions it finds.
@@ -49,17 +50,37 @@ pub fn run_all(ctx: &Context, out: &mut Vec<Exception>, done: &mut dyn FnMut(&'s
     }
 }
 
+/// Append a finished exception, first dropping the spare capacity of its evidence and
+/// recommendations. They are pushed one by one, so their capacity runs ahead of what they
+/// hold (one recommendation takes room for four); at a million lines that slack is a
+/// sizeable part of the scan's memory. `shrink_to_fit` is not enough: the allocator keeps
+/// a block that shrinks by less than half where it is. Moving the few elements into an
+/// exact allocation costs a small copy, and the freed block is reused for the next one.
+pub(crate) fn push(out: &mut Vec<Exception>, mut e: Exception) {
+    compact(&mut e.evidence);
+    compact(&mut e.recommendations);
+    out.push(e);
+}
+
+fn compact<T>(v: &mut Vec<T>) {
+    if v.capacity() > v.len() {
+        let mut exact = Vec::with_capacity(v.len());
+        exact.append(v);
+        *v = exact;
+    }
+}
+
 /// A fact with its source record.
 pub(crate) fn ev(
     fact: String,
-    model: &str,
+    model: &'static str,
     id: SourceId,
     reference: impl Into<String>,
 ) -> Evidence {
     Evidence {
         fact,
         source: SourceRef {
-            model: model.to_string(),
+            model: std::borrow::Cow::Borrowed(model),
             id,
             reference: reference.into(),
         },
@@ -75,7 +96,7 @@ pub(crate) fn policy_ev(ctx: &Context, key: &str, fact: String) -> Evidence {
         .get(section)
         .cloned()
         .unwrap_or_else(|| "policies".to_string());
-    ev(fact, "policy", 0, format!("{file}#{key}"))
+    ev(fact, "policy", 0, crate::text!(file, '#', key))
 }
 
 /// A recommendation with the approver roles the policy names for its action.
@@ -96,25 +117,12 @@ pub(crate) fn rec(
 
 /// Line reference as users see it (`S00042/3`).
 pub(crate) fn line_ref(order: &SalesOrder, line: &OrderLine) -> String {
-    format!("{}/{}", order.name, line.seq)
+    crate::text!(order.name, '/', line.seq)
 }
 
 /// A date for evidence text (`2026-12-01`), formatted without allocating.
 pub(crate) fn day(t: DateTime<Utc>) -> Day {
     Day(t)
-}
-
-/// See [`day`].
-pub(crate) struct Day(DateTime<Utc>);
-
-impl std::fmt::Display for Day {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use chrono::Datelike;
-        // Hand-formatted: chrono's `format` parses its pattern on every call, and evidence
-        // text is built for every exception of a million-line scan.
-        let d = self.0.date_naive();
-        write!(f, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
-    }
 }
 
 /// Margin at risk on a quantity of a line (zero when cost is unknown or margin negative).
@@ -238,15 +246,4 @@ pub(crate) fn impact(
             .map(|c| c.tier)
             .unwrap_or(Tier::C),
     }
-}
-
-/// Iterate open lines with their order, skipping anything unusable.
-pub(crate) fn open_lines<'c>(
-    ctx: &'c Context,
-) -> impl Iterator<Item = (Ix, &'c OrderLine, &'c SalesOrder)> + 'c {
-    ctx.open_lines.iter().filter_map(move |&i| {
-        let l = ctx.snap.lines.get(i as usize)?;
-        let o = ctx.snap.orders.get(l.order as usize)?;
-        Some((i, l, o))
-    })
 }

@@ -3,7 +3,8 @@
 //! what the policy allows without a manager. One exception per line, with every reason
 //! that applies as evidence.
 
-use crate::core::fmt::{Money, Num};
+use crate::core::fmt::{Money, Num, Plain};
+use crate::text;
 use rust_decimal::Decimal;
 
 use super::{base, ev, impact, line_ref, policy_ev, rec};
@@ -49,21 +50,23 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             .find(|c| c.valid_at(at))
     };
 
-    // Lowest net price that keeps the margin floor, per product (one division per product,
-    // not per line).
-    let floor_price: Vec<Option<Decimal>> = snap
-        .products
-        .iter()
-        .map(|p| {
-            p.cost.map(|cost| {
-                if t.margin_floor_pct < hundred {
-                    cost * hundred / (hundred - t.margin_floor_pct)
-                } else {
-                    cost
-                }
-            })
-        })
-        .collect();
+    // Lowest net price that keeps the margin floor: cost × 100 / (100 − floor %). Lines
+    // are tested against it by cross-multiplying (`net × (100 − floor %) < cost × 100`),
+    // which is exact and spares a decimal division per product; the division is done only
+    // for the lines that fall below. (The quotient rounded to 28 digits cannot fall on the
+    // other side of a price with a handful of decimals, so the outcome is the same.)
+    let floor_den = (t.margin_floor_pct < hundred).then(|| hundred - t.margin_floor_pct);
+    let floor_of = |cost: Decimal| match floor_den {
+        Some(den) => cost * hundred / den,
+        None => cost,
+    };
+    let below_floor = |net: Decimal, cost: Decimal| match floor_den {
+        Some(den) => match (net.checked_mul(den), cost.checked_mul(hundred)) {
+            (Some(a), Some(b)) => a < b,
+            _ => net < floor_of(cost),
+        },
+        None => net < cost,
+    };
 
     for (li, line) in snap.lines.iter().enumerate() {
         if ctx.open(li as Ix).is_zero() || !ctx.valid.line(li) {
@@ -109,17 +112,22 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 reasons.push((
                     "thresholds.price_mismatch.contract_tolerance_pct",
                     ev(
-                        format!(
-                            "net price {} is {}% {} the contract price {} ({})",
+                        text!(
+                            "net price ",
                             Money(net),
-                            dev.abs().round_dp(1),
+                            " is ",
+                            Plain(dev.abs().round_dp(1)),
+                            "% ",
                             if dev < Decimal::ZERO {
                                 "below"
                             } else {
                                 "above"
                             },
+                            " the contract price ",
                             Money(c.price),
-                            c.reference
+                            " (",
+                            c.reference,
+                            ")"
                         ),
                         "product.pricelist.item",
                         c.id,
@@ -130,11 +138,11 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         }
 
         // Margin floor (only with a known cost).
-        if let Some(floor_price) = floor_price.get(line.product as usize).copied().flatten()
+        if let Some(cost) = product.cost
             && net > Decimal::ZERO
-            && net < floor_price
-            && let Some(cost) = product.cost
+            && below_floor(net, cost)
         {
+            let floor_price = floor_of(cost);
             let margin_pct = (net - cost) / net * hundred;
             {
                 let lost = (floor_price - net) * qty;
@@ -146,12 +154,16 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 reasons.push((
                     "thresholds.price_mismatch.margin_floor_pct",
                     ev(
-                        format!(
-                            "margin {}% at net price {} and cost {} is below the {}% floor",
-                            margin_pct.round_dp(1),
+                        text!(
+                            "margin ",
+                            Plain(margin_pct.round_dp(1)),
+                            "% at net price ",
                             Money(net),
+                            " and cost ",
                             Money(cost),
-                            t.margin_floor_pct
+                            " is below the ",
+                            Plain(t.margin_floor_pct),
+                            "% floor"
                         ),
                         "product.product",
                         product.id,
@@ -169,10 +181,12 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             reasons.push((
                 "thresholds.price_mismatch.max_discount_pct",
                 ev(
-                    format!(
-                        "discount {}% exceeds the {}% allowed without a manager",
+                    text!(
+                        "discount ",
                         Num(line.discount),
-                        t.max_discount_pct
+                        "% exceeds the ",
+                        Plain(t.max_discount_pct),
+                        "% allowed without a manager"
                     ),
                     "sale.order.line",
                     line.id,
@@ -186,17 +200,22 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         };
         let lref = line_ref(order, line);
         let rule = rule.to_string();
-        let title = format!(
-            "{lref}: {} at {} net ({}% off list {})",
+        let title = text!(
+            lref,
+            ": ",
             product.sku,
+            " at ",
             Money(net),
+            " net (",
             Num(line.discount),
-            Money(line.price_unit)
+            "% off list ",
+            Money(line.price_unit),
+            ")"
         );
         let mut e = base(
             ctx,
             Kind::PriceMismatch,
-            &[&order.name, &line.id.to_string()],
+            &[&order.name, &text!(line.id)],
             order,
             Some(line),
             title,
@@ -204,13 +223,19 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             impact(ctx, order, revenue, margin, 0),
         );
         e.evidence.push(ev(
-            format!(
-                "{lref}: {} × {} at {} less {}% = {} net",
+            text!(
+                lref,
+                ": ",
                 Num(qty),
+                " × ",
                 product.sku,
+                " at ",
                 Money(line.price_unit),
+                " less ",
                 Num(line.discount),
-                Money(net)
+                "% = ",
+                Money(net),
+                " net"
             ),
             "sale.order.line",
             line.id,
@@ -222,9 +247,9 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         }
         if product.cost.is_none() {
             e.evidence.push(ev(
-                format!(
-                    "{} has no cost in the data; the margin floor was not checked",
-                    product.sku
+                text!(
+                    product.sku,
+                    " has no cost in the data; the margin floor was not checked"
                 ),
                 "product.product",
                 product.id,
@@ -234,7 +259,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         e.evidence.push(policy_ev(
             ctx,
             &rule,
-            format!("policy thresholds fired: {}", keys.join(", ")),
+            text!("policy thresholds fired: ", keys.join(", ")),
         ));
         e.confidence = if contract.is_some() || product.cost.is_some() {
             0.9
@@ -250,11 +275,11 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     line: line.id,
                     price,
                 },
-                format!("Set the net price of {lref} to {}", Money(price)),
+                text!("Set the net price of ", lref, " to ", Money(price)),
                 vec![
-                    format!(
-                        "changes the line value by {}",
-                        ((price - net) * qty).round_dp(2)
+                    text!(
+                        "changes the line value by ",
+                        Plain(((price - net) * qty).round_dp(2))
                     ),
                     "a quotation already sent needs the customer's agreement".to_string(),
                 ],
@@ -272,9 +297,9 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 order: order.name.clone(),
                 role: manager.clone(),
             },
-            format!("Ask the {manager} to approve the price as it stands"),
+            text!("Ask the ", manager, " to approve the price as it stands"),
             vec!["keeps the deal; the margin loss stays".to_string()],
         ));
-        out.push(e);
+        super::push(out, e);
     }
 }

@@ -5,11 +5,13 @@
 use chrono::Duration;
 use rust_decimal::Decimal;
 
-use super::shortage::human_hours;
+use super::shortage::HumanHours;
 use super::{base, day, ev, impact, margin_on, policy_ev, rec};
 use crate::core::context::Context;
 use crate::core::exception::{Action, Exception, Kind};
+use crate::core::fmt::DayOr;
 use crate::domain::PickingState;
+use crate::text;
 
 /// Transit assumed when a picking has no carrier.
 const DEFAULT_TRANSIT_HOURS: i64 = 24;
@@ -28,17 +30,12 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             continue;
         }
         let lines = snap.order_lines(order);
-        let open: Vec<u32> = (0..lines.len() as u32)
+        // The order's usable lines with something left to deliver, walked without
+        // collecting them (this runs for every open picking).
+        let open = (0..lines.len() as u32)
             .map(|k| order.first_line + k)
-            .filter(|&li| {
-                ctx.valid.line(li as usize)
-                    && snap
-                        .lines
-                        .get(li as usize)
-                        .is_some_and(|l| l.open_qty() > Decimal::ZERO)
-            })
-            .collect();
-        let Some(&first) = open.iter().min_by_key(|&&li| ctx.need(li)) else {
+            .filter(|&li| ctx.valid.line(li as usize) && !ctx.open(li).is_zero());
+        let Some(first) = open.clone().min_by_key(|&li| ctx.need(li)) else {
             continue;
         };
         let promise = ctx.need(first);
@@ -58,25 +55,28 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             continue;
         }
         let already = ctx.now > promise;
-        let open_value: Decimal = open.iter().map(|&li| ctx.open_value(li)).sum();
+        let open_value: Decimal = open.clone().map(|li| ctx.open_value(li)).sum();
         let margin: Decimal = open
-            .iter()
-            .filter_map(|&li| snap.lines.get(li as usize))
+            .filter_map(|li| snap.lines.get(li as usize))
             .map(|l| margin_on(ctx, l, l.open_qty()))
             .sum();
         let title = if already {
-            format!(
-                "{}: promised {}, not shipped yet ({} late)",
+            text!(
                 p.name,
+                ": promised ",
                 day(promise),
-                human_hours((ctx.now - promise).num_hours())
+                ", not shipped yet (",
+                HumanHours((ctx.now - promise).num_hours()),
+                " late)"
             )
         } else {
-            format!(
-                "{}: expected {}, {} after the promise",
+            text!(
                 p.name,
+                ": expected ",
                 day(expected),
-                human_hours(late)
+                ", ",
+                HumanHours(late),
+                " after the promise"
             )
         };
         let mut e = base(
@@ -90,9 +90,9 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             impact(ctx, order, open_value, margin, late),
         );
         e.evidence.push(ev(
-            format!(
-                "{} promised {}{}",
+            text!(
                 order.name,
+                " promised ",
                 day(promise),
                 if promised_for_real {
                     ""
@@ -105,17 +105,16 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             order.name.clone(),
         ));
         e.evidence.push(ev(
-            format!(
-                "{} is {} and scheduled to ship {}",
+            text!(
                 p.name,
+                " is ",
                 match p.state {
                     PickingState::Assigned => "ready",
                     PickingState::Confirmed => "waiting for stock",
                     _ => "waiting",
                 },
-                p.scheduled
-                    .map(|t| day(t).to_string())
-                    .unwrap_or_else(|| "with no date".into())
+                " and scheduled to ship ",
+                DayOr(p.scheduled, "with no date")
             ),
             "stock.picking",
             p.id,
@@ -145,7 +144,11 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         e.evidence.push(policy_ev(
             ctx,
             "thresholds.shipment_delay.grace_hours",
-            format!("deliveries more than {grace} h past the promise are delays"),
+            text!(
+                "deliveries more than ",
+                grace,
+                " h past the promise are delays"
+            ),
         ));
         e.confidence = match (already, promised_for_real) {
             (_, false) => 0.6,
@@ -159,10 +162,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             ctx,
             Action::ContactCustomer {
                 order: order.name.clone(),
-                purpose: format!(
-                    "tell the customer the delivery is expected {}",
-                    day(expected)
-                ),
+                purpose: text!("tell the customer the delivery is expected ", day(expected)),
             },
             "Tell the customer now, with the new expected date".to_string(),
             vec!["sets expectations before the customer chases; admits the delay".to_string()],
@@ -173,9 +173,9 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 order: order.name.clone(),
                 new_date: expected,
             },
-            format!("Move the promised date to {}", day(expected)),
-            vec![format!("the promise moves by {}", human_hours(late))],
+            text!("Move the promised date to ", day(expected)),
+            vec![text!("the promise moves by ", HumanHours(late))],
         ));
-        out.push(e);
+        super::push(out, e);
     }
 }

@@ -2,11 +2,12 @@
 //! inbound arriving by its need date, after earlier-needed lines of the same product in
 //! the same warehouse were served (the available-to-promise walk in the context).
 
-use crate::core::fmt::{Money, Num};
+use crate::core::fmt::{Money, Num, Put};
+use crate::text;
 use chrono::Duration;
 use rust_decimal::Decimal;
 
-use super::{base, day, ev, impact, line_ref, margin_on, open_lines, policy_ev, rec};
+use super::{base, day, ev, impact, line_ref, margin_on, policy_ev, rec};
 use crate::core::context::Context;
 use crate::core::exception::{Action, Exception, Kind};
 
@@ -15,12 +16,20 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
     let horizon =
         ctx.now + Duration::days(i64::from(ctx.policy.thresholds.stock_shortage.horizon_days));
     let full_lateness = i64::from(ctx.policy.scoring.lateness_full_at_hours);
-    for (li, line, order) in open_lines(ctx) {
-        let Some(cov) = ctx.coverage(li) else {
+    // Walk the walk's coverage in slot order (it is aligned with `lines_by_product`): most
+    // lines are covered, and skipping them from one sequential array is far cheaper than
+    // looking each open line up. The emission order does not matter: exceptions are ranked
+    // by a total order afterwards.
+    for (cov, sl) in ctx.coverage.iter().zip(&ctx.lines_by_product) {
+        if cov.short <= Decimal::ZERO {
+            continue;
+        }
+        let li = sl.line;
+        let (Some(line), Some(order)) = (snap.lines.get(li as usize), ctx.order_of(li)) else {
             continue;
         };
         let need = ctx.need(li);
-        if cov.short <= Decimal::ZERO || need > horizon {
+        if need > horizon {
             continue;
         }
         let (Some(product), Some(wh)) = (
@@ -35,17 +44,21 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             None => full_lateness.max(ctx.hours_late(li, ctx.now)),
         };
         let revenue = cov.short * line.net_price();
-        let title = format!(
-            "{lref}: {} of {} × {} not covered by {}",
+        let title = text!(
+            lref,
+            ": ",
             Num(cov.short),
+            " of ",
             Num(line.open_qty()),
+            " × ",
             product.sku,
+            " not covered by ",
             day(need)
         );
         let mut e = base(
             ctx,
             Kind::StockShortage,
-            &[&order.name, &line.id.to_string()],
+            &[&order.name, &text!(line.id)],
             order,
             Some(line),
             title,
@@ -57,10 +70,13 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         let (on_hand, reserved, stock_ix) = ctx.stock.get(slot).cloned().unwrap_or_default();
         let stock_rec = stock_ix.and_then(|i| snap.stock.get(i as usize));
         e.evidence.push(ev(
-            format!(
-                "{lref} needs {} × {} by {}{}",
+            text!(
+                lref,
+                " needs ",
                 Num(line.open_qty()),
+                " × ",
                 product.sku,
+                " by ",
                 day(need),
                 if ctx.has_promise.get(li as usize).copied().unwrap_or(false) {
                     " (promised date)"
@@ -73,23 +89,27 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             lref.clone(),
         ));
         e.evidence.push(ev(
-            format!(
-                "{} has {} on hand and {} reserved in {}; {} of it is left for this line after earlier-needed orders",
+            text!(
                 product.sku,
+                " has ",
                 Num(on_hand),
+                " on hand and ",
                 Num(reserved),
+                " reserved in ",
                 wh.code,
-                Num(cov.from_stock)
+                "; ",
+                Num(cov.from_stock),
+                " of it is left for this line after earlier-needed orders"
             ),
             "stock.quant",
             stock_rec.map(|s| s.id).unwrap_or(0),
-            format!("{}@{}", product.sku, wh.code),
+            text!(product.sku, '@', wh.code),
         ));
         if cov.from_inbound > Decimal::ZERO {
             e.evidence.push(ev(
-                format!(
-                    "{} arrives from inbound purchases by the need date",
-                    Num(cov.from_inbound)
+                text!(
+                    Num(cov.from_inbound),
+                    " arrives from inbound purchases by the need date"
                 ),
                 "purchase.order.line",
                 0,
@@ -101,13 +121,24 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             (Some(eta), Some(b)) => {
                 let supplier = snap.suppliers.get(b.supplier as usize);
                 e.evidence.push(ev(
-                    format!(
-                        "the rest is covered only by {} from {} planned for {} ({}), {} after the need date",
+                    text!(
+                        "the rest is covered only by ",
                         b.po_ref,
-                        supplier.map(|s| s.name.as_str()).unwrap_or("an unknown supplier"),
+                        " from ",
+                        supplier
+                            .map(|s| s.name.as_str())
+                            .unwrap_or("an unknown supplier"),
+                        " planned for ",
                         day(eta),
-                        if b.confirmed { "confirmed by the supplier" } else { "not confirmed by the supplier" },
-                        human_hours((eta - need).num_hours())
+                        " (",
+                        if b.confirmed {
+                            "confirmed by the supplier"
+                        } else {
+                            "not confirmed by the supplier"
+                        },
+                        "), ",
+                        HumanHours((eta - need).num_hours()),
+                        " after the need date"
                     ),
                     "purchase.order.line",
                     b.id,
@@ -117,7 +148,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             }
             _ => {
                 e.evidence.push(ev(
-                    format!("no open purchase covers the missing {}", Num(cov.short)),
+                    text!("no open purchase covers the missing ", Num(cov.short)),
                     "purchase.order.line",
                     0,
                     product.sku.clone(),
@@ -128,14 +159,15 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         e.evidence.push(policy_ev(
             ctx,
             "thresholds.stock_shortage.horizon_days",
-            format!(
-                "demand due within {} days is checked against stock and inbound",
-                ctx.policy.thresholds.stock_shortage.horizon_days
+            text!(
+                "demand due within ",
+                ctx.policy.thresholds.stock_shortage.horizon_days,
+                " days is checked against stock and inbound"
             ),
         ));
 
         recommend(ctx, &mut e, li, cov.short);
-        out.push(e);
+        super::push(out, e);
     }
 }
 
@@ -174,10 +206,12 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
     {
         let qty = short.min(left);
         let arrives = ctx.now + Duration::hours(i64::from(wh.transfer_hours));
-        let mut t = vec![format!(
-            "arrives in about {} h ({}), {}",
+        let mut t = vec![text!(
+            "arrives in about ",
             wh.transfer_hours,
+            " h (",
             day(arrives),
+            "), ",
             if arrives <= need {
                 "before the need date"
             } else {
@@ -185,9 +219,9 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
             }
         )];
         if qty < short {
-            t.push(format!("covers {} of the missing {}", Num(qty), Num(short)));
+            t.push(text!("covers ", Num(qty), " of the missing ", Num(short)));
         }
-        t.push(format!("leaves {} free in {}", Num(left - qty), other.code));
+        t.push(text!("leaves ", Num(left - qty), " free in ", other.code));
         e.recommendations.push(rec(
             ctx,
             Action::Transfer {
@@ -196,11 +230,14 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
                 from_warehouse: other.code.clone(),
                 to_warehouse: wh.code.clone(),
             },
-            format!(
-                "Transfer {} × {} from {} to {}",
+            text!(
+                "Transfer ",
                 Num(qty),
+                " × ",
                 product.sku,
+                " from ",
                 other.code,
+                " to ",
                 wh.code
             ),
             t,
@@ -230,24 +267,28 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
                 to_product: sub.sku.clone(),
                 qty: short,
             },
-            format!(
-                "Offer {} ({}) instead of {} for the missing {}",
+            text!(
+                "Offer ",
                 sub.sku,
+                " (",
                 sub.name,
+                ") instead of ",
                 product.sku,
+                " for the missing ",
                 Num(short)
             ),
             vec![
                 "needs the customer's consent".to_string(),
                 if diff > Decimal::ZERO {
-                    format!(
-                        "list price {} higher per unit; hold the contract price to keep goodwill",
-                        Money(diff)
+                    text!(
+                        "list price ",
+                        Money(diff),
+                        " higher per unit; hold the contract price to keep goodwill"
                     )
                 } else {
-                    format!("list price {} lower per unit", Money(-diff))
+                    text!("list price ", Money(-diff), " lower per unit")
                 },
-                format!("{} free in {}", Num(left), wh.code),
+                text!(Num(left), " free in ", wh.code),
             ],
         ));
         break;
@@ -264,7 +305,7 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
                 ship_now: available,
                 backorder: short,
             },
-            format!("Ship {} now and back-order {}", Num(available), Num(short)),
+            text!("Ship ", Num(available), " now and back-order ", Num(short)),
             vec![
                 "a second delivery adds freight cost".to_string(),
                 "the customer receives a partial delivery on time".to_string(),
@@ -291,9 +332,10 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
                     line: b.id,
                     supplier: supplier.map(|s| s.name.clone()).unwrap_or_default(),
                 },
-                format!(
-                    "Ask {} to expedite {}",
+                text!(
+                    "Ask ",
                     supplier.map(|s| s.name.as_str()).unwrap_or("the supplier"),
+                    " to expedite ",
                     b.po_ref
                 ),
                 t,
@@ -307,7 +349,13 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
                     qty: short,
                     warehouse: wh.code.clone(),
                 },
-                format!("Buy {} × {} from another supplier", Num(short), product.sku),
+                text!(
+                    "Buy ",
+                    Num(short),
+                    " × ",
+                    product.sku,
+                    " from another supplier"
+                ),
                 vec![
                     "spot purchases usually cost more than the contracted supplier".to_string(),
                     "no inbound is planned, so waiting does not help".to_string(),
@@ -324,13 +372,14 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
                 order: order.name.clone(),
                 new_date: eta,
             },
-            format!(
-                "Agree {} with the customer as the new delivery date",
-                day(eta)
+            text!(
+                "Agree ",
+                day(eta),
+                " with the customer as the new delivery date"
             ),
-            vec![format!(
-                "the promise moves by {}",
-                human_hours((eta - need).num_hours())
+            vec![text!(
+                "the promise moves by ",
+                HumanHours((eta - need).num_hours())
             )],
         ));
     }
@@ -338,9 +387,24 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
 
 /// "3 days", "5 h".
 pub(crate) fn human_hours(h: i64) -> String {
-    if h.abs() >= 48 {
-        format!("{} days", h / 24)
-    } else {
-        format!("{h} h")
+    text!(HumanHours(h))
+}
+
+/// [`human_hours`] as a text piece.
+pub(crate) struct HumanHours(pub(crate) i64);
+
+impl Put for HumanHours {
+    fn max_len(&self) -> usize {
+        25
+    }
+    fn put(&self, out: &mut String) {
+        let h = self.0;
+        if h.abs() >= 48 {
+            (h / 24).put(out);
+            out.push_str(" days");
+        } else {
+            h.put(out);
+            out.push_str(" h");
+        }
     }
 }

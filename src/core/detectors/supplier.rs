@@ -52,7 +52,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         };
 
         // Downstream lines and their value.
-        let deps = ctx.dependents.get(bi).map(|d| d.as_slice()).unwrap_or(&[]);
+        let deps = ctx.dependents(bi as u32);
         let mut revenue = Decimal::ZERO;
         let mut margin = Decimal::ZERO;
         let mut hours = overdue_h.unwrap_or(0);
@@ -242,6 +242,6 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 ],
             ));
         }
-        out.push(e);
+        super::push(out, e);
     }
 }
