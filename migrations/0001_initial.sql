@@ -16,6 +16,9 @@ CREATE TABLE cases (
     revenue_cents   BIGINT NOT NULL,
     title           TEXT NOT NULL,
     status          TEXT NOT NULL,
+    -- 1 while open or acknowledged: the queue's equality predicate, so its index also
+    -- gives the ranking order.
+    active          INTEGER NOT NULL,
     outcome         TEXT,
     decided_by      TEXT,
     decided_at      BIGINT,
@@ -23,10 +26,21 @@ CREATE TABLE cases (
     last_seen       BIGINT NOT NULL,
     reopened        INTEGER NOT NULL DEFAULT 0,
     policy_version  TEXT NOT NULL,
-    exception_json  TEXT NOT NULL,
     updated_at      BIGINT NOT NULL
 );
-CREATE INDEX cases_queue ON cases (status, score DESC, revenue_cents DESC, id);
+-- Queue order, and the same order within the two most used filters (covering their counts).
+CREATE INDEX cases_queue ON cases (active, score DESC, revenue_cents DESC, id);
+CREATE INDEX cases_queue_kind ON cases (active, kind, score DESC, revenue_cents DESC, id);
+CREATE INDEX cases_queue_owner ON cases (active, owner_role, score DESC, revenue_cents DESC, id);
+CREATE INDEX cases_queue_revenue ON cases (active, revenue_cents DESC, score DESC, id);
+
+-- The full exception (evidence, recommendations) apart from the queue's rows, so listing
+-- and counting read small rows.
+CREATE TABLE case_payloads (
+    id              TEXT PRIMARY KEY,
+    exception_json  TEXT NOT NULL
+);
+CREATE INDEX cases_status ON cases (status);
 CREATE INDEX cases_order ON cases (order_ref);
 
 CREATE TABLE approvals (

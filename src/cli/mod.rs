@@ -112,6 +112,10 @@ pub struct ExplainArgs {
 pub enum BenchCommand {
     /// Generate a demo of N open order lines, scan it, report lines per second and peak memory.
     Scan(bench::BenchScanArgs),
+    /// Latency of the ranked queue (`GET /api/exceptions`) with N open cases.
+    Queue(bench::BenchQueueArgs),
+    /// Throughput of durable audit appends.
+    Audit(bench::BenchAuditArgs),
 }
 
 /// `policy` subcommands.
@@ -154,6 +158,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Scan(a) => scan(&policy, a, out),
         Command::Explain(a) => explain(&policy, a, out),
         Command::Bench(BenchCommand::Scan(a)) => bench::scan(&policy, a, out),
+        Command::Bench(BenchCommand::Queue(a)) => bench::queue(policy, a, out),
+        Command::Bench(BenchCommand::Audit(a)) => bench::audit(a, out),
         Command::Serve(a) => server::serve(policy, a, out),
         Command::Token(c) => server::token(policy, c, out),
         Command::Audit(c) => server::audit_cmd(c, out),

@@ -214,8 +214,8 @@ impl Store {
             match existing.get(&c.id) {
                 None => {
                     sqlx::query(
-                        "INSERT INTO cases (id, kind, order_ref, customer, tier, warehouse, product, owner_role, severity, score, revenue_cents, title, status, first_seen, last_seen, reopened, policy_version, exception_json, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'open', $13, $13, 0, $14, $15, $13)",
+                        "INSERT INTO cases (id, kind, order_ref, customer, tier, warehouse, product, owner_role, severity, score, revenue_cents, title, status, active, first_seen, last_seen, reopened, policy_version, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'open', 1, $13, $13, 0, $14, $13)",
                     )
                     .bind(&c.id)
                     .bind(&c.kind)
@@ -231,20 +231,25 @@ impl Store {
                     .bind(&c.title)
                     .bind(now)
                     .bind(&c.policy_version)
-                    .bind(&c.exception_json)
                     .execute(&mut *tx)
                     .await?;
+                    sqlx::query("INSERT INTO case_payloads (id, exception_json) VALUES ($1, $2)")
+                        .bind(&c.id)
+                        .bind(&c.exception_json)
+                        .execute(&mut *tx)
+                        .await?;
                     stats.new += 1;
                 }
                 Some(status) => {
                     let reopen = *status == CaseStatus::Resolved;
                     sqlx::query(
-                        "UPDATE cases SET kind = $2, order_ref = $3, customer = $4, tier = $5, warehouse = $6, product = $7, owner_role = $8, severity = $9, score = $10, revenue_cents = $11, title = $12, last_seen = $13, policy_version = $14, exception_json = $15, updated_at = $13, \
-                         status = CASE WHEN $16 = 1 THEN 'open' ELSE status END, \
-                         outcome = CASE WHEN $16 = 1 THEN NULL ELSE outcome END, \
-                         decided_by = CASE WHEN $16 = 1 THEN NULL ELSE decided_by END, \
-                         decided_at = CASE WHEN $16 = 1 THEN NULL ELSE decided_at END, \
-                         reopened = reopened + $16 \
+                        "UPDATE cases SET kind = $2, order_ref = $3, customer = $4, tier = $5, warehouse = $6, product = $7, owner_role = $8, severity = $9, score = $10, revenue_cents = $11, title = $12, last_seen = $13, policy_version = $14, updated_at = $13, \
+                         status = CASE WHEN $15 = 1 THEN 'open' ELSE status END, \
+                         active = CASE WHEN $15 = 1 THEN 1 ELSE active END, \
+                         outcome = CASE WHEN $15 = 1 THEN NULL ELSE outcome END, \
+                         decided_by = CASE WHEN $15 = 1 THEN NULL ELSE decided_by END, \
+                         decided_at = CASE WHEN $15 = 1 THEN NULL ELSE decided_at END, \
+                         reopened = reopened + $15 \
                          WHERE id = $1",
                     )
                     .bind(&c.id)
@@ -261,10 +266,14 @@ impl Store {
                     .bind(&c.title)
                     .bind(now)
                     .bind(&c.policy_version)
-                    .bind(&c.exception_json)
                     .bind(i64::from(reopen))
                     .execute(&mut *tx)
                     .await?;
+                    sqlx::query("UPDATE case_payloads SET exception_json = $2 WHERE id = $1")
+                        .bind(&c.id)
+                        .bind(&c.exception_json)
+                        .execute(&mut *tx)
+                        .await?;
                     if reopen {
                         stats.reopened += 1;
                     } else {
@@ -276,7 +285,7 @@ impl Store {
         for (id, status) in &existing {
             if status.is_active() && !seen.contains(id.as_str()) {
                 sqlx::query(
-                    "UPDATE cases SET status = 'resolved', outcome = 'cleared', decided_by = 'system', decided_at = $2, updated_at = $2 WHERE id = $1",
+                    "UPDATE cases SET status = 'resolved', active = 0, outcome = 'cleared', decided_by = 'system', decided_at = $2, updated_at = $2 WHERE id = $1",
                 )
                 .bind(id)
                 .bind(now)
@@ -292,14 +301,16 @@ impl Store {
     /// The ranked queue with filters, and the total number matching.
     pub async fn list_cases(&self, q: &CaseQuery) -> Result<(Vec<CaseSummary>, i64), StoreError> {
         let mut wh = Vec::new();
+        if q.status.is_none() {
+            wh.push("active = 1".to_string());
+        }
         let mut args: Vec<String> = Vec::new();
         let mut push = |clause: &str, value: String| {
             args.push(value);
             wh.push(clause.replace('?', &format!("${}", args.len())));
         };
-        match &q.status {
-            Some(s) => push("status = ?", s.as_str().to_string()),
-            None => push("status IN (?, 'acknowledged')", "open".to_string()),
+        if let Some(s) = &q.status {
+            push("status = ?", s.as_str().to_string());
         }
         if let Some(v) = &q.kind {
             push("kind = ?", v.clone());
@@ -355,7 +366,8 @@ impl Store {
     /// One case with its stored exception.
     pub async fn get_case(&self, id: &str) -> Result<Option<CaseDetail>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, kind, order_ref, customer, tier, warehouse, product, owner_role, severity, score, revenue_cents, title, status, outcome, first_seen, last_seen, reopened, decided_by, decided_at, exception_json, policy_version FROM cases WHERE id = $1",
+            "SELECT c.id, c.kind, c.order_ref, c.customer, c.tier, c.warehouse, c.product, c.owner_role, c.severity, c.score, c.revenue_cents, c.title, c.status, c.outcome, c.first_seen, c.last_seen, c.reopened, c.decided_by, c.decided_at, p.exception_json, c.policy_version \
+             FROM cases c JOIN case_payloads p ON p.id = c.id WHERE c.id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -380,7 +392,7 @@ impl Store {
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
-            "UPDATE cases SET status = $2, outcome = $3, decided_by = $4, decided_at = $5, updated_at = $5 WHERE id = $1 AND status IN ({list})"
+            "UPDATE cases SET status = $2, active = $6, outcome = $3, decided_by = $4, decided_at = $5, updated_at = $5 WHERE id = $1 AND status IN ({list})"
         );
         let r = sqlx::query(AssertSqlSafe(sql.clone()))
             .bind(id)
@@ -388,6 +400,7 @@ impl Store {
             .bind(outcome)
             .bind(actor)
             .bind(now)
+            .bind(i64::from(to.is_active()))
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected() == 1)
