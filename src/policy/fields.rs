@@ -304,3 +304,22 @@ pub fn is_line_field(f: Field) -> bool {
             | Field::ProductFreeStock
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readme_documents_every_field_with_its_type() {
+        let readme = include_str!("../../README.md");
+        for (_, name, ty, desc) in FIELDS {
+            let ty = match ty {
+                FieldType::Number => "number",
+                FieldType::String => "string",
+                FieldType::Bool => "bool",
+            };
+            let row = format!("| `{name}` | {ty} | {desc} |");
+            assert!(readme.contains(&row), "README lacks the row: {row}");
+        }
+    }
+}
