@@ -23,6 +23,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::limit::RequestBodyLimitLayer;
+use tracing::Instrument;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::app::{App, User};
@@ -239,12 +240,9 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         .unwrap_or_else(|| "unmatched".to_string());
     let span = tracing::info_span!("request", request_id = %id, %method, route = %route);
     let started = Instant::now();
-    let mut resp = REQUEST_ID
-        .scope(id.clone(), async move {
-            let _enter = span.enter();
-            next.run(req).await
-        })
-        .await;
+    // The span is attached to the future (not entered across an await), so every event
+    // logged while handling the request carries its request id.
+    let mut resp = REQUEST_ID.scope(id.clone(), next.run(req).instrument(span)).await;
     let elapsed = started.elapsed();
     state
         .metrics
