@@ -33,6 +33,7 @@ CREATE INDEX cases_queue ON cases (active, score DESC, revenue_cents DESC, id);
 CREATE INDEX cases_queue_kind ON cases (active, kind, score DESC, revenue_cents DESC, id);
 CREATE INDEX cases_queue_owner ON cases (active, owner_role, score DESC, revenue_cents DESC, id);
 CREATE INDEX cases_queue_revenue ON cases (active, revenue_cents DESC, score DESC, id);
+CREATE INDEX cases_queue_place ON cases (active, tier, warehouse, score DESC, revenue_cents DESC, id);
 
 -- The full exception (evidence, recommendations) apart from the queue's rows, so listing
 -- and counting read small rows.

@@ -23,8 +23,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::limit::RequestBodyLimitLayer;
-use tracing::Instrument;
 use tower_http::timeout::TimeoutLayer;
+use tracing::Instrument;
 
 use crate::app::{App, User};
 use error::{ApiError, REQUEST_ID};
@@ -242,7 +242,9 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     let started = Instant::now();
     // The span is attached to the future (not entered across an await), so every event
     // logged while handling the request carries its request id.
-    let mut resp = REQUEST_ID.scope(id.clone(), next.run(req).instrument(span)).await;
+    let mut resp = REQUEST_ID
+        .scope(id.clone(), next.run(req).instrument(span))
+        .await;
     let elapsed = started.elapsed();
     state
         .metrics

@@ -349,17 +349,18 @@ impl Store {
         for a in &args {
             query = query.bind(a);
         }
-        let rows = query.fetch_all(&self.pool).await?;
-        let items = rows
-            .iter()
-            .map(CaseSummary::from_row)
-            .collect::<Result<Vec<_>, _>>()?;
         let count_sql = format!("SELECT COUNT(*) FROM cases WHERE {where_sql}");
         let mut cq = sqlx::query(AssertSqlSafe(count_sql));
         for a in &args {
             cq = cq.bind(a);
         }
-        let total: i64 = cq.fetch_one(&self.pool).await?.try_get(0)?;
+        // The page and the total are independent reads: run them side by side.
+        let (rows, count) = tokio::join!(query.fetch_all(&self.pool), cq.fetch_one(&self.pool));
+        let items = rows?
+            .iter()
+            .map(CaseSummary::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let total: i64 = count?.try_get(0)?;
         Ok((items, total))
     }
 
