@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[macro_use]
 mod common;
 
 use common::{Db, TestServer, client};
@@ -450,22 +451,6 @@ async fn login_rate_limit_and_shutdown(db: Db) {
     .unwrap();
     assert_eq!(last[0].event.kind, "server.stopped");
     assert!(audit::verify(&store, |_| {}).await.unwrap().ok());
-}
-
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(Db::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(Db::Postgres).await
-            }
-        }
-    };
 }
 
 both!(auth_and_routes);

@@ -213,24 +213,10 @@ impl Store {
             seen.insert(c.id.as_str());
             match existing.get(&c.id) {
                 None => {
-                    sqlx::query(
+                    bind_case(sqlx::query(
                         "INSERT INTO cases (id, kind, order_ref, customer, tier, warehouse, product, owner_role, severity, score, revenue_cents, title, status, active, first_seen, last_seen, reopened, policy_version, updated_at) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'open', 1, $13, $13, 0, $14, $13)",
-                    )
-                    .bind(&c.id)
-                    .bind(&c.kind)
-                    .bind(&c.order_ref)
-                    .bind(&c.customer)
-                    .bind(&c.tier)
-                    .bind(c.warehouse.as_deref())
-                    .bind(c.product.as_deref())
-                    .bind(&c.owner_role)
-                    .bind(&c.severity)
-                    .bind(i64::from(c.score))
-                    .bind(c.revenue_cents)
-                    .bind(&c.title)
-                    .bind(now)
-                    .bind(&c.policy_version)
+                    ), c, now)
                     .execute(&mut *tx)
                     .await?;
                     sqlx::query("INSERT INTO case_payloads (id, exception_json) VALUES ($1, $2)")
@@ -242,7 +228,7 @@ impl Store {
                 }
                 Some(status) => {
                     let reopen = *status == CaseStatus::Resolved;
-                    sqlx::query(
+                    bind_case(sqlx::query(
                         "UPDATE cases SET kind = $2, order_ref = $3, customer = $4, tier = $5, warehouse = $6, product = $7, owner_role = $8, severity = $9, score = $10, revenue_cents = $11, title = $12, last_seen = $13, policy_version = $14, updated_at = $13, \
                          status = CASE WHEN $15 = 1 THEN 'open' ELSE status END, \
                          active = CASE WHEN $15 = 1 THEN 1 ELSE active END, \
@@ -251,21 +237,7 @@ impl Store {
                          decided_at = CASE WHEN $15 = 1 THEN NULL ELSE decided_at END, \
                          reopened = reopened + $15 \
                          WHERE id = $1",
-                    )
-                    .bind(&c.id)
-                    .bind(&c.kind)
-                    .bind(&c.order_ref)
-                    .bind(&c.customer)
-                    .bind(&c.tier)
-                    .bind(c.warehouse.as_deref())
-                    .bind(c.product.as_deref())
-                    .bind(&c.owner_role)
-                    .bind(&c.severity)
-                    .bind(i64::from(c.score))
-                    .bind(c.revenue_cents)
-                    .bind(&c.title)
-                    .bind(now)
-                    .bind(&c.policy_version)
+                    ), c, now)
                     .bind(i64::from(reopen))
                     .execute(&mut *tx)
                     .await?;
@@ -664,6 +636,29 @@ pub async fn create_database_for_tests(
         database_url: Some(format!("{base}/{name}")),
         data_dir: std::env::temp_dir(),
     })
+}
+
+/// Bind a case's fields as `$1`–`$14` (id … title, then the time, then the policy
+/// version), the order both the insert and the update of a scan merge use.
+fn bind_case<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    c: &'q CaseUpsert,
+    now: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    q.bind(&c.id)
+        .bind(&c.kind)
+        .bind(&c.order_ref)
+        .bind(&c.customer)
+        .bind(&c.tier)
+        .bind(c.warehouse.as_deref())
+        .bind(c.product.as_deref())
+        .bind(&c.owner_role)
+        .bind(&c.severity)
+        .bind(i64::from(c.score))
+        .bind(c.revenue_cents)
+        .bind(&c.title)
+        .bind(now)
+        .bind(&c.policy_version)
 }
 
 /// Roles as stored: `,planner,sales_manager,` so a `LIKE '%,role,%'` matches whole names.

@@ -15,6 +15,24 @@ use order_copilot::demo::DemoConfig;
 use order_copilot::policy::Policy;
 use order_copilot::store::{Store, StoreConfig};
 
+/// Run an async test function `name(db: Db)` once on SQLite and once on PostgreSQL.
+#[allow(unused_macros)]
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(Db::Postgres).await
+            }
+        }
+    };
+}
+
 /// A unique name for this test process and call.
 pub fn unique(prefix: &str) -> String {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
