@@ -7,6 +7,8 @@ CREATE TABLE cases (
     kind            TEXT NOT NULL,
     order_ref       TEXT NOT NULL,
     customer        TEXT NOT NULL,
+    -- Lowercased once at write time: the queue's customer search compares it directly.
+    customer_lc     TEXT NOT NULL,
     tier            TEXT NOT NULL,
     warehouse       TEXT,
     product         TEXT,
@@ -34,6 +36,7 @@ CREATE INDEX cases_queue_kind ON cases (active, kind, score DESC, revenue_cents 
 CREATE INDEX cases_queue_owner ON cases (active, owner_role, score DESC, revenue_cents DESC, id);
 CREATE INDEX cases_queue_revenue ON cases (active, revenue_cents DESC, score DESC, id);
 CREATE INDEX cases_queue_place ON cases (active, tier, warehouse, score DESC, revenue_cents DESC, id);
+CREATE INDEX cases_customer ON cases (active, customer_lc);
 
 -- The full exception (evidence, recommendations) apart from the queue's rows, so listing
 -- and counting read small rows.

@@ -214,9 +214,10 @@ impl Store {
             match existing.get(&c.id) {
                 None => {
                     bind_case(sqlx::query(
-                        "INSERT INTO cases (id, kind, order_ref, customer, tier, warehouse, product, owner_role, severity, score, revenue_cents, title, status, active, first_seen, last_seen, reopened, policy_version, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'open', 1, $13, $13, 0, $14, $13)",
+                        "INSERT INTO cases (id, kind, order_ref, customer, tier, warehouse, product, owner_role, severity, score, revenue_cents, title, policy_version, customer_lc, status, active, first_seen, last_seen, reopened, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14, $15, 'open', 1, $13, $13, 0, $13)",
                     ), c, now)
+                    .bind(c.customer.to_lowercase())
                     .execute(&mut *tx)
                     .await?;
                     sqlx::query("INSERT INTO case_payloads (id, exception_json) VALUES ($1, $2)")
@@ -229,7 +230,7 @@ impl Store {
                 Some(status) => {
                     let reopen = *status == CaseStatus::Resolved;
                     bind_case(sqlx::query(
-                        "UPDATE cases SET kind = $2, order_ref = $3, customer = $4, tier = $5, warehouse = $6, product = $7, owner_role = $8, severity = $9, score = $10, revenue_cents = $11, title = $12, last_seen = $13, policy_version = $14, updated_at = $13, \
+                        "UPDATE cases SET kind = $2, order_ref = $3, customer = $4, customer_lc = $16, tier = $5, warehouse = $6, product = $7, owner_role = $8, severity = $9, score = $10, revenue_cents = $11, title = $12, last_seen = $13, policy_version = $14, updated_at = $13, \
                          status = CASE WHEN $15 = 1 THEN 'open' ELSE status END, \
                          active = CASE WHEN $15 = 1 THEN 1 ELSE active END, \
                          outcome = CASE WHEN $15 = 1 THEN NULL ELSE outcome END, \
@@ -239,6 +240,7 @@ impl Store {
                          WHERE id = $1",
                     ), c, now)
                     .bind(i64::from(reopen))
+                    .bind(c.customer.to_lowercase())
                     .execute(&mut *tx)
                     .await?;
                     sqlx::query("UPDATE case_payloads SET exception_json = $2 WHERE id = $1")
@@ -303,7 +305,12 @@ impl Store {
             push("order_ref = ?", v.clone());
         }
         if let Some(v) = &q.customer {
-            push("LOWER(customer) LIKE ?", format!("%{}%", v.to_lowercase()));
+            let escaped = v
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            push("customer_lc LIKE ? ESCAPE '\\'", format!("%{escaped}%"));
         }
         let where_sql = wh.join(" AND ");
         let order = match q.sort {
