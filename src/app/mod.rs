@@ -19,7 +19,7 @@ use tokio::sync::{Mutex, RwLock};
 use crate::core::{self, Action, Exception, ScanResult};
 use crate::domain::Snapshot;
 use crate::policy::Policy;
-use crate::store::audit::{AuditEvent, AuditLog};
+use crate::store::audit::{self, AuditEvent, AuditLog, AuditQuery, AuditRecord};
 use crate::store::{
     ApprovalRow, ApprovalStatus, CaseDetail, CaseQuery, CaseStatus, CaseSummary, CaseUpsert,
     MergeStats, Store, StoreError,
@@ -615,6 +615,37 @@ impl App {
             .get_approval(id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no approval request {id}")))
+    }
+
+    /// A case's audit history, newest first.
+    pub async fn case_history(&self, id: &str) -> Result<Vec<AuditRecord>, AppError> {
+        let q = AuditQuery {
+            case_id: Some(id.to_string()),
+            limit: Some(100),
+            ..AuditQuery::default()
+        };
+        Ok(audit::search(&self.store, &q).await?)
+    }
+
+    /// Search the audit log (needs `read_audit`).
+    pub async fn search_audit(
+        &self,
+        user: &User,
+        q: &AuditQuery,
+    ) -> Result<Vec<AuditRecord>, AppError> {
+        self.require(user, "read_audit")?;
+        Ok(audit::search(&self.store, q).await?)
+    }
+
+    /// Verify the audit chain (needs `read_audit`).
+    pub async fn verify_audit(&self, user: &User) -> Result<audit::Verification, AppError> {
+        self.require(user, "read_audit")?;
+        Ok(audit::verify(&self.store, |_| {}).await?)
+    }
+
+    /// Number of cases per status.
+    pub async fn case_counts(&self) -> Result<Vec<(String, i64)>, AppError> {
+        Ok(self.store.case_counts().await?)
     }
 
     /// Explain an order from the latest scan.

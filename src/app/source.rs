@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::core::Action;
 use crate::demo::{self, DemoConfig};
-use crate::domain::{DocumentKind, Ix, PurchaseState, Snapshot};
+use crate::domain::{Ix, PurchaseState, Snapshot};
 
 /// A boxed, sendable future (object-safe async traits).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -250,7 +250,6 @@ impl DemoSource {
                         p.documents_present.push(*d);
                     }
                 }
-                let _ = DocumentKind::ProofOfDelivery;
                 json!({"picking": picking, "documents": documents})
             }
             Action::ContactCustomer { order, purpose } => {

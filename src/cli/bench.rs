@@ -252,10 +252,6 @@ pub(super) fn queue(
         let policy = Arc::new(policy);
         let (app, writer) = crate::app::start(store.clone(), policy.clone(), demo_src.clone(), demo_src).await?;
         app.scan("bench").await?;
-        let (total_cases, _) = app
-            .list_cases(&crate::store::CaseQuery { limit: 1, ..Default::default() })
-            .await?;
-        let _ = total_cases;
         let token = crate::app::identity::create_token(&store, &policy, "bench", "planner").await?;
         let state = crate::http::AppState { app: app.clone(), metrics: Arc::new(crate::http::Metrics::default()) };
         let router = crate::http::router(state);

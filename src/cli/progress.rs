@@ -8,7 +8,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// A progress bar that exists only on a terminal.
 pub struct Bar {
     bar: Option<ProgressBar>,
-    label: &'static str,
 }
 
 impl Bar {
@@ -24,7 +23,7 @@ impl Bar {
             b.set_prefix(label);
             b
         });
-        Bar { bar, label }
+        Bar { bar }
     }
 
     /// Report progress of a phase.
@@ -41,6 +40,5 @@ impl Bar {
         if let Some(b) = self.bar {
             b.finish_and_clear();
         }
-        let _ = self.label;
     }
 }

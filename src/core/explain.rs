@@ -116,7 +116,7 @@ pub fn explain(
     reference: &str,
 ) -> Result<OrderExplanation, ExplainError> {
     let reference = reference.trim();
-    let Some((oi, order)) = snap.order_by_name(reference) else {
+    let Some((_, order)) = snap.order_by_name(reference) else {
         return Err(ExplainError::UnknownOrder {
             reference: reference.to_string(),
             source_name: snap.source.clone(),
@@ -187,7 +187,6 @@ pub fn explain(
         .cloned()
         .collect();
     let customer = snap.customers.get(order.customer as usize);
-    let _ = oi;
     Ok(OrderExplanation {
         order: order.name.clone(),
         status,

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use super::{AppState, openapi};
 use crate::app::User;
-use crate::store::audit::{self, AuditQuery};
+use crate::store::audit::AuditQuery;
 use crate::store::{ApprovalStatus, CaseQuery, CaseSort, CaseStatus};
 
 type ApiResult = Result<Response, ApiError>;
@@ -118,16 +118,7 @@ pub(super) async fn list_exceptions(
 
 pub(super) async fn get_case(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
     let (case, approvals) = s.app.case(&id).await?;
-    let history = audit::search(
-        &s.app.store,
-        &AuditQuery {
-            case_id: Some(id.clone()),
-            limit: Some(100),
-            ..AuditQuery::default()
-        },
-    )
-    .await
-    .map_err(|e| ApiError::App(e.into()))?;
+    let history = s.app.case_history(&id).await?;
     ok(json!({"case": case, "approvals": approvals, "history": history}))
 }
 
@@ -229,18 +220,28 @@ pub(super) struct Decision {
     reason: Option<String>,
 }
 
+async fn decide_request(
+    s: &AppState,
+    user: &User,
+    id: &str,
+    approve: bool,
+    b: &Bytes,
+) -> ApiResult {
+    let d: Decision = body(b)?;
+    let row = s
+        .app
+        .decide_approval(user, id, approve, d.reason.as_deref())
+        .await?;
+    ok(json!({"approval": row}))
+}
+
 pub(super) async fn approve(
     State(s): State<AppState>,
     Extension(user): Extension<User>,
     Path(id): Path<String>,
     b: Bytes,
 ) -> ApiResult {
-    let d: Decision = body(&b)?;
-    let row = s
-        .app
-        .decide_approval(&user, &id, true, d.reason.as_deref())
-        .await?;
-    ok(json!({"approval": row}))
+    decide_request(&s, &user, &id, true, &b).await
 }
 
 pub(super) async fn reject(
@@ -249,12 +250,7 @@ pub(super) async fn reject(
     Path(id): Path<String>,
     b: Bytes,
 ) -> ApiResult {
-    let d: Decision = body(&b)?;
-    let row = s
-        .app
-        .decide_approval(&user, &id, false, d.reason.as_deref())
-        .await?;
-    ok(json!({"approval": row}))
+    decide_request(&s, &user, &id, false, &b).await
 }
 
 pub(super) async fn audit_search(
@@ -262,11 +258,8 @@ pub(super) async fn audit_search(
     Extension(user): Extension<User>,
     q: Result<Query<AuditQuery>, QueryRejection>,
 ) -> ApiResult {
-    s.app.require(&user, "read_audit")?;
     let q = query(q)?;
-    let items = audit::search(&s.app.store, &q)
-        .await
-        .map_err(|e| ApiError::App(e.into()))?;
+    let items = s.app.search_audit(&user, &q).await?;
     ok(json!({"items": items}))
 }
 
@@ -274,10 +267,7 @@ pub(super) async fn audit_verify(
     State(s): State<AppState>,
     Extension(user): Extension<User>,
 ) -> ApiResult {
-    s.app.require(&user, "read_audit")?;
-    let v = audit::verify(&s.app.store, |_| {})
-        .await
-        .map_err(|e| ApiError::App(e.into()))?;
+    let v = s.app.verify_audit(&user).await?;
     ok(
         json!({"ok": v.ok(), "rows": v.rows, "first_bad": v.first_bad.map(|(seq, why)| json!({"seq": seq, "problem": why}))}),
     )
@@ -300,12 +290,7 @@ pub(super) async fn scan(State(s): State<AppState>, Extension(user): Extension<U
 
 pub(super) async fn status(State(s): State<AppState>) -> ApiResult {
     let latest = s.app.latest().await;
-    let counts = s
-        .app
-        .store
-        .case_counts()
-        .await
-        .map_err(|e| ApiError::App(e.into()))?;
+    let counts = s.app.case_counts().await?;
     let scan = latest.map(|l| {
         json!({
             "finished_at": l.finished_at,

@@ -155,7 +155,7 @@ impl Metrics {
                 l.result.exceptions.len()
             );
         }
-        if let Ok(counts) = app.store.case_counts().await {
+        if let Ok(counts) = app.case_counts().await {
             let _ = writeln!(
                 out,
                 "# HELP order_copilot_cases Cases by status.\n# TYPE order_copilot_cases gauge"

@@ -10,7 +10,7 @@
 pub mod audit;
 mod rows;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -678,9 +678,4 @@ pub(crate) fn corrupt(what: &'static str, detail: impl Into<String>) -> StoreErr
         what,
         detail: detail.into(),
     }
-}
-
-/// Default data directory.
-pub fn default_data_dir() -> PathBuf {
-    Path::new("data").to_path_buf()
 }
