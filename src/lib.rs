@@ -17,6 +17,8 @@
 //!   approvals with exactly-once execution, identity; the `Source`/`Executor` traits and
 //!   the demo's implementation of both.
 //! - [`http`] — the axum API: thin handlers over `app`, errors mapped in one place.
+//! - [`copilot`] — the conversational half: tools over the core, a language model or
+//!   offline templates, the approval boundary.
 //! - [`cli`] — the command line (`serve`, `scan`, `explain`, `token`, `audit`, `bench`).
 //!
 //! Data flows one way: a source builds a `Snapshot`, `core::detect` turns it into ranked
@@ -24,6 +26,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod copilot;
 pub mod core;
 pub mod demo;
 pub mod domain;
