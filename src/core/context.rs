@@ -125,95 +125,37 @@ impl<'a> Context<'a> {
         policy: &'a Policy,
         now: DateTime<Utc>,
     ) -> (Context<'a>, Vec<DataQualityFinding>) {
-        let (valid, findings) = snap.check();
-        let n_wh = snap.warehouses.len();
-        let lead = Duration::days(i64::from(policy.thresholds.default_lead_days));
-
-        // One pass over the lines: need-by dates, open lines, net prices, open quantities,
-        // and per-order open and uninvoiced values.
-        let n_lines = snap.lines.len();
-        let mut need_by = Vec::with_capacity(n_lines);
-        let mut has_promise = Vec::with_capacity(n_lines);
-        // Reserved for every line: capacity never written stays virtual, while growing by
-        // doubling would copy and fault in fresh memory several times.
-        let mut open_lines = Vec::with_capacity(n_lines);
-        let mut net = Vec::with_capacity(n_lines);
-        let mut open = Vec::with_capacity(n_lines);
-        let mut order_open_value = vec![Decimal::ZERO; snap.orders.len()];
-        let mut order_uninvoiced = vec![Decimal::ZERO; snap.orders.len()];
-        for (i, l) in snap.lines.iter().enumerate() {
-            let order = snap.orders.get(l.order as usize);
-            let promise = l.promised.or(order.and_then(|o| o.promised));
-            has_promise.push(promise.is_some());
-            need_by
-                .push(promise.unwrap_or_else(|| order.map(|o| o.date_order + lead).unwrap_or(now)));
-            let n = l.net_price();
-            let q = l.open_qty();
-            if !q.is_zero() {
-                if valid.line(i) && order.is_some_and(|o| o.state.is_open_demand()) {
-                    open_lines.push(i as Ix);
-                }
-                if let Some(v) = order_open_value.get_mut(l.order as usize) {
-                    *v += q * n;
-                }
-            }
-            if l.qty > l.qty_invoiced
-                && let Some(v) = order_uninvoiced.get_mut(l.order as usize)
-            {
-                *v += (l.qty - l.qty_invoiced) * n;
-            }
-            net.push(n);
-            open.push(q);
-        }
-
-        // Stock per product and warehouse.
-        let mut stock = vec![(Decimal::ZERO, Decimal::ZERO, None); snap.products.len() * n_wh];
-        for (i, s) in snap.stock.iter().enumerate() {
-            if (s.warehouse as usize) < n_wh
-                && let Some(slot) = stock.get_mut(s.product as usize * n_wh + s.warehouse as usize)
-            {
-                slot.0 += s.on_hand;
-                slot.1 += s.reserved;
-                slot.2 = Some(i as Ix);
-            }
-        }
-
-        // Credit positions.
-        let mut credit = vec![CreditPosition::default(); snap.customers.len()];
-        for (i, inv) in snap.invoices.iter().enumerate() {
-            let Some(c) = credit.get_mut(inv.customer as usize) else {
-                continue;
-            };
-            if inv.residual <= Decimal::ZERO {
-                continue;
-            }
-            c.receivables += inv.residual;
-            c.invoices.push(i as Ix);
-            let days = (now - inv.due_date).num_days();
-            if days > 0 {
-                c.overdue += inv.residual;
-                if days > c.max_overdue_days {
-                    c.max_overdue_days = days;
-                    c.oldest_overdue = Some(i as Ix);
-                }
-            }
-        }
-        for (i, o) in snap.orders.iter().enumerate() {
-            if valid.order(i)
-                && o.state.is_open_demand()
-                && let Some(c) = credit.get_mut(o.customer as usize)
-            {
-                c.open_orders.push(i as Ix);
-            }
-        }
-        for c in &mut credit {
-            c.open_orders.sort_by_key(|&o| {
-                snap.orders
-                    .get(o as usize)
-                    .map(|o| (o.date_order, o.id))
-                    .unwrap_or_default()
+        // Two independent halves run on two threads: the data-quality check with the credit
+        // positions and change counts (which need the check's verdict on orders), and the
+        // per-line pass with the stock slots. Lines are filtered by the check afterwards.
+        let ((valid, findings, credit, recent_changes), lines) = std::thread::scope(|s| {
+            let checked = s.spawn(|| {
+                let (valid, findings) = snap.check();
+                let credit = credit_positions(snap, &valid, now);
+                let recent = recent_changes(snap, policy, now);
+                (valid, findings, credit, recent)
             });
-        }
+            let lines = line_pass(snap, policy, now);
+            match checked.join() {
+                Ok(c) => (c, lines),
+                // The check cannot panic on any snapshot (clippy denies panics and the
+                // robustness tests corrupt snapshots); should it, re-raise it here.
+                Err(e) => std::panic::resume_unwind(e),
+            }
+        });
+        let LinePass {
+            candidates,
+            need_by,
+            has_promise,
+            net,
+            open,
+            order_open_value,
+            order_uninvoiced,
+            stock,
+        } = lines;
+        let mut open_lines = candidates;
+        open_lines.retain(|&i| valid.line(i as usize));
+        let n_wh = snap.warehouses.len();
 
         // Group open lines and inbound lines by product (counting sort: linear time).
         let n_products = snap.products.len();
@@ -253,18 +195,6 @@ impl<'a> Context<'a> {
                 .enumerate()
                 .map(|(i, b)| (b.product as usize, i as Ix)),
         );
-
-        // Recent changes per order.
-        let window = Duration::days(i64::from(policy.thresholds.repeated_changes.window_days));
-        let mut recent_changes = vec![0u32; snap.orders.len()];
-        for ch in &snap.changes {
-            if ch.at <= now
-                && now - ch.at <= window
-                && let Some(c) = recent_changes.get_mut(ch.order as usize)
-            {
-                *c += 1;
-            }
-        }
 
         let mut ctx = Context {
             snap,
@@ -580,4 +510,133 @@ pub(crate) fn slice_of<'s, T>(offsets: &[u32], items: &'s [T], k: Ix) -> &'s [T]
         (Some(&a), Some(&b)) => items.get(a as usize..b as usize).unwrap_or(&[]),
         _ => &[],
     }
+}
+
+/// What the per-line pass computes (see [`line_pass`]).
+struct LinePass {
+    /// Lines with quantity left on open-demand orders, before the validity filter.
+    candidates: Vec<Ix>,
+    need_by: Vec<DateTime<Utc>>,
+    has_promise: Vec<bool>,
+    net: Vec<Decimal>,
+    open: Vec<Decimal>,
+    order_open_value: Vec<Decimal>,
+    order_uninvoiced: Vec<Decimal>,
+    stock: Vec<(Decimal, Decimal, Option<Ix>)>,
+}
+
+/// One pass over the lines: need-by dates, candidate open lines, net prices, open
+/// quantities, per-order open and uninvoiced values; then stock per product and warehouse.
+fn line_pass(snap: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> LinePass {
+    let n_wh = snap.warehouses.len();
+    let lead = Duration::days(i64::from(policy.thresholds.default_lead_days));
+    let n_lines = snap.lines.len();
+    let mut need_by = Vec::with_capacity(n_lines);
+    let mut has_promise = Vec::with_capacity(n_lines);
+    // Reserved for every line: capacity never written stays virtual, while growing by
+    // doubling would copy and fault in fresh memory several times.
+    let mut candidates = Vec::with_capacity(n_lines);
+    let mut net = Vec::with_capacity(n_lines);
+    let mut open = Vec::with_capacity(n_lines);
+    let mut order_open_value = vec![Decimal::ZERO; snap.orders.len()];
+    let mut order_uninvoiced = vec![Decimal::ZERO; snap.orders.len()];
+    for (i, l) in snap.lines.iter().enumerate() {
+        let order = snap.orders.get(l.order as usize);
+        let promise = l.promised.or(order.and_then(|o| o.promised));
+        has_promise.push(promise.is_some());
+        need_by.push(promise.unwrap_or_else(|| order.map(|o| o.date_order + lead).unwrap_or(now)));
+        let n = l.net_price();
+        let q = l.open_qty();
+        if !q.is_zero() {
+            if order.is_some_and(|o| o.state.is_open_demand()) {
+                candidates.push(i as Ix);
+            }
+            if let Some(v) = order_open_value.get_mut(l.order as usize) {
+                *v += q * n;
+            }
+        }
+        if l.qty > l.qty_invoiced
+            && let Some(v) = order_uninvoiced.get_mut(l.order as usize)
+        {
+            *v += (l.qty - l.qty_invoiced) * n;
+        }
+        net.push(n);
+        open.push(q);
+    }
+
+    let mut stock = vec![(Decimal::ZERO, Decimal::ZERO, None); snap.products.len() * n_wh];
+    for (i, s) in snap.stock.iter().enumerate() {
+        if (s.warehouse as usize) < n_wh
+            && let Some(slot) = stock.get_mut(s.product as usize * n_wh + s.warehouse as usize)
+        {
+            slot.0 += s.on_hand;
+            slot.1 += s.reserved;
+            slot.2 = Some(i as Ix);
+        }
+    }
+    LinePass {
+        candidates,
+        need_by,
+        has_promise,
+        net,
+        open,
+        order_open_value,
+        order_uninvoiced,
+        stock,
+    }
+}
+
+/// Credit positions per customer: open receivables, overdue amounts, open orders.
+fn credit_positions(snap: &Snapshot, valid: &Validity, now: DateTime<Utc>) -> Vec<CreditPosition> {
+    let mut credit = vec![CreditPosition::default(); snap.customers.len()];
+    for (i, inv) in snap.invoices.iter().enumerate() {
+        let Some(c) = credit.get_mut(inv.customer as usize) else {
+            continue;
+        };
+        if inv.residual <= Decimal::ZERO {
+            continue;
+        }
+        c.receivables += inv.residual;
+        c.invoices.push(i as Ix);
+        let days = (now - inv.due_date).num_days();
+        if days > 0 {
+            c.overdue += inv.residual;
+            if days > c.max_overdue_days {
+                c.max_overdue_days = days;
+                c.oldest_overdue = Some(i as Ix);
+            }
+        }
+    }
+    for (i, o) in snap.orders.iter().enumerate() {
+        if valid.order(i)
+            && o.state.is_open_demand()
+            && let Some(c) = credit.get_mut(o.customer as usize)
+        {
+            c.open_orders.push(i as Ix);
+        }
+    }
+    for c in &mut credit {
+        c.open_orders.sort_by_key(|&o| {
+            snap.orders
+                .get(o as usize)
+                .map(|o| (o.date_order, o.id))
+                .unwrap_or_default()
+        });
+    }
+    credit
+}
+
+/// Per order: tracked changes within the repeated-changes window.
+fn recent_changes(snap: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Vec<u32> {
+    let window = Duration::days(i64::from(policy.thresholds.repeated_changes.window_days));
+    let mut recent = vec![0u32; snap.orders.len()];
+    for ch in &snap.changes {
+        if ch.at <= now
+            && now - ch.at <= window
+            && let Some(c) = recent.get_mut(ch.order as usize)
+        {
+            *c += 1;
+        }
+    }
+    recent
 }

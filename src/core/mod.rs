@@ -43,16 +43,17 @@ pub struct ScanResult {
 
 /// Run every detector over the snapshot and return the ranked exceptions.
 pub fn detect(snap: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> ScanResult {
-    detect_observed(snap, policy, now, &mut |_| {})
+    detect_observed(snap, policy, now, &|_| {})
 }
 
 /// [`detect`], telling `phase` the name of each step as it finishes (`context`, each
-/// detector, `score`, `rank`), so a caller can time them.
+/// detector, `score`, `rank`), so a caller can time them. Detectors run on two threads,
+/// so `phase` may be called from either.
 pub fn detect_observed(
     snap: &Snapshot,
     policy: &Policy,
     now: DateTime<Utc>,
-    phase: &mut dyn FnMut(&'static str),
+    phase: &(dyn Fn(&'static str) + Sync),
 ) -> ScanResult {
     let (ctx, findings) = Context::new(snap, policy, now);
     phase("context");
