@@ -685,3 +685,531 @@ async fn client_errors_are_typed_and_credentials_stay_out() {
     assert!(matches!(e, Err(wire::OdooError::Transport(_))), "{e:?}");
     assert!(t.elapsed() < Duration::from_secs(5));
 }
+
+// ---- end to end: scan → case → approval → action in Odoo → chatter --------------------------
+
+async fn end_to_end(version: u32) {
+    use order_copilot::app::User;
+    use order_copilot::app::source::Executor;
+    use order_copilot::core::Action;
+    use order_copilot::odoo::executor::OdooExecutor;
+    use order_copilot::store::{Store, StoreConfig};
+
+    let demo = demo_snapshot(300);
+    let fake = FakeOdoo::start(FakeConfig::version(version), &demo)
+        .await
+        .unwrap();
+    let client = Arc::new(connect(&fake, "admin").await.unwrap());
+    let dir = std::env::temp_dir().join(format!(
+        "oc-odoo-e2e-{}-{version}-{}",
+        std::process::id(),
+        Utc::now().timestamp_micros()
+    ));
+    let store = Store::open(&StoreConfig {
+        database_url: None,
+        data_dir: dir,
+    })
+    .await
+    .unwrap();
+    let policy = Arc::new(Policy::embedded().unwrap());
+    let source = Arc::new(OdooSource::new(client.clone(), test_config()));
+    let executor = Arc::new(OdooExecutor::new(client.clone(), test_config()));
+    let (app, writer) =
+        order_copilot::app::start(store.clone(), policy.clone(), source.clone(), executor)
+            .await
+            .unwrap();
+    let summary = app.scan("system").await.unwrap();
+    assert!(summary.merge.new > 40, "{summary:?}");
+
+    // A case whose options include rescheduling with the customer.
+    let latest = app.latest().await.unwrap();
+    let (case, rec, new_date) = latest
+        .result
+        .exceptions
+        .iter()
+        .find_map(|e| {
+            e.recommendations
+                .iter()
+                .enumerate()
+                .find_map(|(i, r)| match &r.action {
+                    Action::Reschedule { new_date, .. } => Some((e.clone(), i, *new_date)),
+                    _ => None,
+                })
+        })
+        .expect("a case with a reschedule option");
+    let order_id = latest.snapshot.order_by_name(&case.order_ref).unwrap().1.id;
+    let requester = User {
+        name: "rita".into(),
+        role: "admin".into(),
+    };
+    let approval = app.request_action(&requester, &case.id, rec).await.unwrap();
+    let approver = User {
+        name: "sam".into(),
+        role: approval.approver_roles[0].clone(),
+    };
+    let done = app
+        .decide_approval(&approver, &approval.id, true, Some("ok"))
+        .await
+        .unwrap();
+    assert_eq!(done.status.as_str(), "executed", "{:?}", done.result);
+
+    // In Odoo: the promised date moved, and the order's chatter has the note, as HTML.
+    let (promised, notes) = fake.with_db(|db| {
+        let promised = db.models["sale.order"].rows[&order_id]["commitment_date"].clone();
+        let notes: Vec<Value> = db.models["mail.message"]
+            .rows
+            .values()
+            .filter(|m| {
+                m["model"] == "sale.order"
+                    && m["res_id"] == order_id
+                    && m["body"].as_str().is_some_and(|b| b.contains(&approval.id))
+            })
+            .map(|m| Value::Object(m.clone()))
+            .collect();
+        (promised, notes)
+    });
+    assert_eq!(promised, json!(wire::format_datetime(new_date)));
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0]["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("<p><b>order-copilot</b>"),
+        "HTML kept: {}",
+        notes[0]["body"]
+    );
+    assert_eq!(notes[0]["subtype_id"], 2, "an internal note");
+    // The write and the note went out as named calls, with Odoo's answers, into the audit.
+    let calls: Vec<String> = fake
+        .calls()
+        .iter()
+        .filter(|c| c.method == "write" || c.method == "message_post")
+        .map(|c| format!("{}.{}", c.model, c.method))
+        .collect();
+    assert_eq!(calls, ["sale.order.write", "sale.order.message_post"]);
+    let result: Value = done.result.clone().unwrap();
+    assert_eq!(result["calls"].as_array().unwrap().len(), 2, "{result}");
+    assert!(result["calls"][1]["answer"].is_i64(), "{result}");
+    let audit = order_copilot::store::audit::search(
+        &store,
+        &order_copilot::store::audit::AuditQuery {
+            case_id: Some(case.id.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        audit.iter().any(|a| a.event.kind == "action.executed"),
+        "{audit:?}"
+    );
+    // The re-scan after the execution sees the new date through an incremental sync.
+    let after = app.latest().await.unwrap();
+    assert_eq!(
+        after
+            .snapshot
+            .order_by_name(&case.order_ref)
+            .unwrap()
+            .1
+            .promised,
+        Some(new_date)
+    );
+    assert!(source.sync_status().incremental_calls.is_some());
+
+    // Idempotent by approval id, even for an executor that has forgotten everything.
+    let again = OdooExecutor::new(client.clone(), test_config());
+    let action: Action = serde_json::from_value(approval.params.clone()).unwrap();
+    let r = again.execute(&approval.id, &action).await.unwrap();
+    assert_eq!(r["already_executed"], true, "{r}");
+    let n = fake.with_db(|db| {
+        db.models["mail.message"]
+            .rows
+            .values()
+            .filter(|m| m["body"].as_str().is_some_and(|b| b.contains(&approval.id)))
+            .count()
+    });
+    assert_eq!(n, 1);
+    // The bot's answers, until the copilot takes over: the core's explanation of the order.
+    let explain = order_copilot::odoo::bot::ExplainAnswerer::new(app.clone());
+    let mut q = Question {
+        text: "why?".into(),
+        order: Some(case.order_ref.clone()),
+        role: None,
+        author: "Marc".into(),
+    };
+    let read_only = explain.answer(&q).await;
+    q.role = Some("planner".into());
+    let full = explain.answer(&q).await;
+    assert!(
+        read_only.starts_with(&format!("<p>{}", case.order_ref)) && read_only.contains("read-only"),
+        "{read_only}"
+    );
+    assert!(
+        full.contains("options:") && !read_only.contains("options:"),
+        "{full}"
+    );
+    drop(app);
+    writer.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_17() {
+    end_to_end(17).await
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_18() {
+    end_to_end(18).await
+}
+
+// ---- the bot -----------------------------------------------------------------------------
+
+use order_copilot::odoo::bot::{Answerer, Bot, Question};
+
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<Question>>);
+
+impl Answerer for Recorder {
+    fn answer<'a>(&'a self, q: &'a Question) -> order_copilot::app::source::BoxFuture<'a, String> {
+        self.0.lock().unwrap().push(q.clone());
+        Box::pin(async move {
+            format!(
+                "<p>answer about {}</p>",
+                q.order.clone().unwrap_or_default()
+            )
+        })
+    }
+}
+
+struct BotRig {
+    fake: FakeOdoo,
+    bot: Arc<Bot>,
+    questions: Arc<Recorder>,
+    webhook: String,
+    channel: i64,
+}
+
+const SECRET: &str = "a-webhook-secret-of-some-length";
+
+async fn bot_rig(version: u32) -> BotRig {
+    let demo = demo_snapshot(300);
+    let fake = FakeOdoo::start(FakeConfig::version(version), &demo)
+        .await
+        .unwrap();
+    let cfg = test_config();
+    let questions = Arc::new(Recorder::default());
+    let bot = Bot::start(
+        Arc::new(connect(&fake, "bot").await.unwrap()),
+        cfg.bot.clone(),
+        questions.clone(),
+    )
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let webhook = format!("http://{}/odoo/webhook", listener.local_addr().unwrap());
+    let routes = order_copilot::odoo::bot::routes(bot.clone(), Secret::new(SECRET));
+    tokio::spawn(async move { axum::serve(listener, routes).await });
+    let admin = connect(&fake, "admin").await.unwrap();
+    let report = order_copilot::odoo::setup::setup(
+        &admin,
+        &cfg,
+        "bot",
+        &format!("{webhook}?secret={SECRET}"),
+    )
+    .await
+    .unwrap();
+    assert!(
+        report.channel_created && report.member_added && report.automation_created,
+        "{report:?}"
+    );
+    let again = order_copilot::odoo::setup::setup(
+        &admin,
+        &cfg,
+        "bot",
+        &format!("{webhook}?secret={SECRET}"),
+    )
+    .await
+    .unwrap();
+    assert!(
+        !again.channel_created
+            && !again.member_added
+            && !again.automation_created
+            && !again.url_updated,
+        "idempotent: {again:?}"
+    );
+    assert_eq!(again.channel_id, report.channel_id);
+    BotRig {
+        fake,
+        bot,
+        questions,
+        webhook,
+        channel: report.channel_id,
+    }
+}
+
+async fn post_as(fake: &FakeOdoo, login: &str, model: &str, id: i64, html: &str) -> i64 {
+    let uid = fake.user(login).unwrap().id;
+    let v = fake
+        .execute_as(
+            uid,
+            model,
+            "message_post",
+            vec![json!([id])],
+            wire::message_post_kwargs(html, false),
+        )
+        .await
+        .unwrap();
+    wire::record_id(&v).unwrap()
+}
+
+async fn wait_for(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..100 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn answers(fake: &FakeOdoo, parent: i64) -> Vec<Value> {
+    fake.with_db(|db| {
+        db.models["mail.message"]
+            .rows
+            .values()
+            .filter(|m| m.get("parent_id") == Some(&json!(parent)))
+            .map(|m| Value::Object(m.clone()))
+            .collect()
+    })
+}
+
+async fn bot_in_channels_and_chatter(version: u32) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let rig = bot_rig(version).await;
+    let (fake, bot) = (&rig.fake, &rig.bot);
+    // A mapped user asks in the bot's channel.
+    let asked = post_as(
+        fake,
+        "demo",
+        "discuss.channel",
+        rig.channel,
+        "<p>why is <b>S00012</b> late?</p>",
+    )
+    .await;
+    wait_for("the answer", || bot.stats.answered.load(Relaxed) == 1).await;
+    let a = answers(fake, asked);
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0]["author_id"], bot.partner_id());
+    assert_eq!(a[0]["body"], "<p>answer about S00012</p>");
+    {
+        let q = rig.questions.0.lock().unwrap();
+        assert_eq!(q[0].role.as_deref(), Some("service_rep"));
+        assert_eq!(q[0].order.as_deref(), Some("S00012"));
+        assert_eq!(q[0].author, "Marc Demo");
+    }
+    // The bot's own answer came back through the webhook and was ignored: no loop.
+    wait_for("the bot's own message", || bot.stats.own.load(Relaxed) >= 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(bot.stats.answered.load(Relaxed), 1);
+    if version == 17 {
+        // Odoo 17 posts a follower-notifying comment's webhook several times.
+        assert!(bot.stats.duplicates.load(Relaxed) >= 2, "{:?}", bot.stats);
+    }
+    // An Odoo user without a copilot role gets a read-only answer.
+    post_as(
+        fake,
+        "salesonly",
+        "discuss.channel",
+        rig.channel,
+        "<p>and S00013?</p>",
+    )
+    .await;
+    wait_for("the second answer", || {
+        bot.stats.answered.load(Relaxed) == 2
+    })
+    .await;
+    assert_eq!(rig.questions.0.lock().unwrap()[1].role, None);
+    // On an order's chatter the bot answers only when mentioned, with the order in context.
+    let order = fake
+        .with_db(|db| {
+            db.models["sale.order"].rows.values().next().map(|r| {
+                (
+                    r["id"].as_i64().unwrap(),
+                    r["name"].as_str().unwrap().to_string(),
+                )
+            })
+        })
+        .unwrap();
+    post_as(
+        fake,
+        "demo",
+        "sale.order",
+        order.0,
+        "<p>customer called about the delivery</p>",
+    )
+    .await;
+    let mentioned = post_as(
+        fake,
+        "demo",
+        "sale.order",
+        order.0,
+        "<p>@Integration Bot what blocks this order?</p>",
+    )
+    .await;
+    wait_for("the chatter answer", || {
+        bot.stats.answered.load(Relaxed) == 3
+    })
+    .await;
+    assert_eq!(
+        rig.questions.0.lock().unwrap()[2].order.as_deref(),
+        Some(order.1.as_str())
+    );
+    let a = answers(fake, mentioned);
+    assert_eq!(
+        (a.len(), &a[0]["subtype_id"], &a[0]["model"]),
+        (1, &json!(2), &json!("sale.order")),
+        "an internal note on the order: {a:?}"
+    );
+    assert!(bot.stats.ignored.load(Relaxed) >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bot_17() {
+    bot_in_channels_and_chatter(17).await
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bot_18() {
+    bot_in_channels_and_chatter(18).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_secret_rate_and_shape() {
+    let rig = bot_rig(18).await;
+    let http = reqwest::Client::new();
+    let payload = json!({"_action": "Send Webhook Notification(#1)", "_id": 9_999_999, "_model": "mail.message", "id": 9_999_999, "author_id": 7, "body": "<p>S00012?</p>", "message_type": "comment", "model": "discuss.channel", "res_id": rig.channel});
+    for url in [rig.webhook.clone(), format!("{}?secret=wrong", rig.webhook)] {
+        let r = http.post(&url).json(&payload).send().await.unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let r = http
+        .post(&rig.webhook)
+        .header("x-webhook-secret", SECRET)
+        .json(&payload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r: Value = http
+        .post(format!("{}?secret={SECRET}", rig.webhook))
+        .json(&payload)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["outcome"], "duplicate");
+    let r = http
+        .post(format!("{}?secret={SECRET}", rig.webhook))
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // The fake's webhook carries what Odoo's does (many2one as bare ids) — and the recording says so.
+    if let Some(recs) = recordings() {
+        let recorded = recs
+            .iter()
+            .find(|(v, n, _)| v == "18" && n == "webhook_received_sale_chatter_1.json")
+            .unwrap()
+            .2["request"]["body"]
+            .clone();
+        let captured = Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+        let sink = captured.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/capture", listener.local_addr().unwrap());
+        let app = axum::Router::new().route(
+            "/capture",
+            axum::routing::post(move |axum::Json(v): axum::Json<Value>| {
+                let sink = sink.clone();
+                async move {
+                    sink.lock().unwrap().push(v);
+                    axum::Json(json!({"ok": true}))
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let mut cfg = test_config();
+        cfg.bot.automation_name = "capture".into();
+        let admin = connect(&rig.fake, "admin").await.unwrap();
+        order_copilot::odoo::setup::setup(&admin, &cfg, "bot", &url)
+            .await
+            .unwrap();
+        let order = rig
+            .fake
+            .with_db(|db| *db.models["sale.order"].rows.keys().next().unwrap());
+        post_as(&rig.fake, "admin", "sale.order", order, "<p>note</p>").await;
+        let got = captured.lock().unwrap().clone();
+        assert!(!got.is_empty());
+        for (k, v) in recorded.as_object().unwrap() {
+            assert!(
+                got[0]
+                    .get(k)
+                    .is_some_and(|x| std::mem::discriminant(x) == std::mem::discriminant(v)),
+                "{k}: recorded {v}, fake {:?}",
+                got[0].get(k)
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poller_answers_new_messages_only() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let demo = demo_snapshot(300);
+    let fake = FakeOdoo::start(FakeConfig::version(17), &demo)
+        .await
+        .unwrap();
+    let admin = connect(&fake, "admin").await.unwrap();
+    let cfg = test_config();
+    let report =
+        order_copilot::odoo::setup::setup(&admin, &cfg, "bot", "http://127.0.0.1:9/unused")
+            .await
+            .unwrap();
+    // No webhook listener: Odoo's posts to it fail (1 s timeout) and the poller is the path.
+    let questions = Arc::new(Recorder::default());
+    let bot = Bot::start(
+        Arc::new(connect(&fake, "bot").await.unwrap()),
+        cfg.bot.clone(),
+        questions.clone(),
+    )
+    .await
+    .unwrap();
+    let before = post_as(
+        &fake,
+        "demo",
+        "discuss.channel",
+        report.channel_id,
+        "<p>old S00001</p>",
+    )
+    .await;
+    assert_eq!(
+        bot.poll_once().await.unwrap(),
+        0,
+        "the first poll only sets the mark"
+    );
+    post_as(
+        &fake,
+        "demo",
+        "discuss.channel",
+        report.channel_id,
+        "<p>new S00012</p>",
+    )
+    .await;
+    assert_eq!(bot.poll_once().await.unwrap(), 1);
+    wait_for("the answer", || bot.stats.answered.load(Relaxed) == 1).await;
+    assert!(answers(&fake, before).is_empty());
+    // The bot's own answer is seen by the next poll and ignored.
+    bot.poll_once().await.unwrap();
+    assert_eq!(bot.stats.own.load(Relaxed), 1);
+    assert_eq!(questions.0.lock().unwrap().len(), 1);
+}
