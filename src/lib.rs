@@ -19,6 +19,8 @@
 //! - [`http`] — the axum API: thin handlers over `app`, errors mapped in one place.
 //! - [`copilot`] — the conversational half: tools over the core, a language model or
 //!   offline templates, the approval boundary.
+//! - [`odoo`] — the Odoo connector: a typed JSON-RPC/JSON-2 client, the Odoo source and
+//!   executor, the chatter/Discuss bot, and `FakeOdoo`, a wire-exact test double.
 //! - [`cli`] — the command line (`serve`, `scan`, `explain`, `token`, `audit`, `bench`).
 //!
 //! Data flows one way: a source builds a `Snapshot`, `core::detect` turns it into ranked
@@ -31,5 +33,6 @@ pub mod core;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod odoo;
 pub mod policy;
 pub mod store;

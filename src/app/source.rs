@@ -37,6 +37,10 @@ pub trait Source: Send + Sync {
     fn describe(&self) -> String;
     /// The current snapshot.
     fn snapshot(&self) -> BoxFuture<'_, Result<Arc<Snapshot>, SourceError>>;
+    /// Source-specific health for `/api/status` (sync times, staleness, degraded parts).
+    fn status(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
 }
 
 /// Carries out approved actions. `key` is the approval id: executing the same key twice

@@ -5,6 +5,7 @@
 //! tables and JSON. Errors are printed once, as `error: …`, with a non-zero exit code.
 
 mod bench;
+pub mod odoo;
 mod progress;
 pub mod server;
 mod table;
@@ -60,6 +61,9 @@ pub enum Command {
     /// Verify or export the audit log.
     #[command(subcommand)]
     Audit(server::AuditCommand),
+    /// The Odoo connection: set up the bot, check a full load.
+    #[command(subcommand)]
+    Odoo(odoo::OdooCommand),
 }
 
 /// Where the data comes from.
@@ -116,6 +120,8 @@ pub enum BenchCommand {
     Queue(bench::BenchQueueArgs),
     /// Throughput of durable audit appends.
     Audit(bench::BenchAuditArgs),
+    /// A full load and an incremental sync from a fake Odoo over loopback.
+    Odoo(odoo::BenchOdooArgs),
 }
 
 /// `policy` subcommands.
@@ -160,6 +166,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Scan(a)) => bench::scan(&policy, a, out),
         Command::Bench(BenchCommand::Queue(a)) => bench::queue(policy, a, out),
         Command::Bench(BenchCommand::Audit(a)) => bench::audit(a, out),
+        Command::Bench(BenchCommand::Odoo(a)) => odoo::bench(a, out),
+        Command::Odoo(c) => odoo::run(c, out),
         Command::Serve(a) => server::serve(policy, a, out),
         Command::Token(c) => server::token(policy, c, out),
         Command::Audit(c) => server::audit_cmd(c, out),

@@ -14,9 +14,11 @@ use serde_json::json;
 
 use super::SourceArgs;
 use crate::app::identity;
-use crate::app::source::DemoSource;
+use crate::app::source::{DemoSource, Executor, Source};
 use crate::demo::DemoConfig;
 use crate::http;
+use crate::odoo::executor::OdooExecutor;
+use crate::odoo::source::OdooSource;
 use crate::policy::Policy;
 use crate::store::audit::{self, AuditEvent};
 use crate::store::{Store, StoreConfig};
@@ -67,6 +69,8 @@ pub struct ServeArgs {
     /// Seconds between scans of the source.
     #[arg(long, env = "ORDER_COPILOT_SCAN_INTERVAL", default_value_t = 300)]
     pub scan_interval: u64,
+    #[command(flatten)]
+    pub odoo: super::odoo::OdooArgs,
 }
 
 /// `token` subcommands.
@@ -164,12 +168,43 @@ pub fn serve(policy: Policy, a: ServeArgs, out: &mut dyn Write) -> anyhow::Resul
     rt.block_on(async move {
         let store = a.storage.open().await?;
         tracing::info!(storage = %a.storage.config().describe(), backend = ?store.backend(), "storage ready");
-        let demo = Arc::new(DemoSource::new(&DemoConfig {
-            seed: a.source.seed,
-            orders: a.source.orders,
-            now: chrono::Utc::now(),
-        }));
-        let (app, writer) = crate::app::start(store.clone(), Arc::new(policy), demo.clone(), demo).await?;
+        let (source, executor): (Arc<dyn Source>, Arc<dyn Executor>) = match a.odoo.connect().await? {
+            Some(client) => {
+                let cfg = a.odoo.odoo_config()?;
+                let client = Arc::new(client);
+                (Arc::new(OdooSource::new(client.clone(), cfg.clone())), Arc::new(OdooExecutor::new(client, cfg)))
+            }
+            None => {
+                let demo = Arc::new(DemoSource::new(&DemoConfig {
+                    seed: a.source.seed,
+                    orders: a.source.orders,
+                    now: chrono::Utc::now(),
+                }));
+                (demo.clone(), demo)
+            }
+        };
+        let (app, writer) = crate::app::start(store.clone(), Arc::new(policy), source, executor).await?;
+        let mut extra = axum::Router::new();
+        // Held for the server's lifetime (the poller holds only a weak reference).
+        let mut _bot = None;
+        if let Some(bot_client) = a.odoo.connect_bot().await? {
+            let cfg = a.odoo.odoo_config()?;
+            let answerer = Arc::new(crate::odoo::bot::ExplainAnswerer::new(app.clone()));
+            let bot = crate::odoo::bot::Bot::start(Arc::new(bot_client), cfg.bot, answerer).await?;
+            match std::env::var("ODOO_WEBHOOK_SECRET").ok().filter(|s| s.len() >= 16) {
+                Some(secret) => {
+                    extra = crate::odoo::bot::routes(bot.clone(), crate::odoo::client::Secret::new(secret));
+                    tracing::info!("Odoo bot: webhook at /odoo/webhook");
+                }
+                None if !a.odoo.poll => anyhow::bail!("the Odoo bot needs ODOO_WEBHOOK_SECRET (16+ characters) for its webhook, or --odoo-poll"),
+                None => {}
+            }
+            if a.odoo.poll {
+                bot.spawn_poller();
+                tracing::info!("Odoo bot: polling mail.message");
+            }
+            _bot = Some(bot);
+        }
         if store.token_count().await? == 0 {
             let token = identity::create_token(&store, &app.policy, "admin", "admin").await?;
             app.audit.append(AuditEvent::new("token.created", "system", json!({"name": "admin", "role": "admin", "first_start": true}))).await?;
@@ -185,7 +220,7 @@ pub fn serve(policy: Policy, a: ServeArgs, out: &mut dyn Write) -> anyhow::Resul
         writeln!(out, "order-copilot listening on http://{local}")?;
         out.flush()?;
 
-        http::run(app, writer, listener, Duration::from_secs(a.scan_interval), shutdown_signal()).await?;
+        http::run_with(app, writer, listener, Duration::from_secs(a.scan_interval), extra, shutdown_signal()).await?;
         store.close().await;
         Ok(ExitCode::SUCCESS)
     })

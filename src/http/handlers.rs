@@ -305,6 +305,7 @@ pub(super) async fn status(State(s): State<AppState>) -> ApiResult {
     });
     ok(json!({
         "source": s.app.source.describe(),
+        "source_status": s.app.source.status(),
         "policy_version": s.app.policy.version,
         "last_scan": scan,
         "cases": counts.into_iter().collect::<std::collections::BTreeMap<_, _>>(),

@@ -182,6 +182,12 @@ pub const ROUTES: &[RouteDoc] = &[
 
 /// Build the router.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// Build the router with extra routes outside `/api` (the Odoo webhook), which bring their
+/// own state and authentication and share the body limit, timeout and request logging.
+pub fn router_with(state: AppState, extra: Router) -> Router {
     let api = Router::new()
         .route("/me", get(handlers::me))
         .route("/exceptions", get(handlers::list_exceptions))
@@ -206,6 +212,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(handlers::metrics))
         .route("/api/openapi.json", get(handlers::openapi))
         .nest("/api", api)
+        .merge(extra.with_state(()))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(TimeoutLayer::with_status_code(
@@ -308,6 +315,18 @@ pub async fn run(
     scan_every: Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    run_with(app, writer, listener, scan_every, Router::new(), shutdown).await
+}
+
+/// [`run`] with extra routes (see [`router_with`]).
+pub async fn run_with(
+    app: Arc<App>,
+    writer: crate::store::audit::AuditWriter,
+    listener: tokio::net::TcpListener,
+    scan_every: Duration,
+    extra: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let scanner = {
         let app = app.clone();
@@ -329,7 +348,7 @@ pub async fn run(
         app: app.clone(),
         metrics: Arc::new(Metrics::default()),
     };
-    let served = serve(listener, state, shutdown).await;
+    let served = serve_with(listener, state, extra, shutdown).await;
     tracing::info!("shutting down: in-flight requests finished");
     let _ = stop_tx.send(true);
     let _ = scanner.await;
@@ -355,7 +374,17 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    serve_with(listener, state, Router::new(), shutdown).await
+}
+
+/// [`serve`] with extra routes (see [`router_with`]).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    extra: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router_with(state, extra).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
