@@ -296,6 +296,11 @@ impl App {
         Ok(self.store.list_cases(q).await?)
     }
 
+    /// How many active cases each value of the queue's filters has.
+    pub async fn case_facets(&self) -> Result<crate::store::CaseFacets, AppError> {
+        Ok(self.store.case_facets().await?)
+    }
+
     /// One case with its approvals.
     pub async fn case(&self, id: &str) -> Result<(CaseDetail, Vec<ApprovalRow>), AppError> {
         let case = self

@@ -3,7 +3,8 @@
 //! are layers here; status codes are chosen only in [`error`].
 //!
 //! Stable paths: `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /api/openapi.json`,
-//! and everything under `/api/` (bearer token required, 401 without one). The route table
+//! the web app at `/` ([`web`]), and everything under `/api/` (bearer token required, 401
+//! without one). The route table
 //! [`ROUTES`] is the single list that builds the OpenAPI document; a test checks every
 //! route answers.
 
@@ -11,6 +12,7 @@ pub mod error;
 mod handlers;
 mod metrics;
 mod openapi;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -91,7 +93,13 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/api/exceptions",
-        summary: "The ranked exception queue (filters: status, kind, owner, severity, warehouse, tier, customer, order; sort: score, revenue, oldest, updated; limit, offset)",
+        summary: "The ranked exception queue (filters: status (active, all, or one status), kind, owner, severity, warehouse, tier, customer (name contains), order, product, ids (comma-separated, at most 100), opened_from and opened_to (dates, inclusive); sort: score, revenue, oldest, updated; limit (at most 500), offset)",
+        auth: true,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/exceptions/facets",
+        summary: "How many active cases each value of the queue's filters (kind, owner, severity, warehouse, tier) has",
         auth: true,
     },
     RouteDoc {
@@ -185,6 +193,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/me", get(handlers::me))
         .route("/exceptions", get(handlers::list_exceptions))
+        .route("/exceptions/facets", get(handlers::exception_facets))
         .route("/cases/{id}", get(handlers::get_case))
         .route("/cases/{id}/acknowledge", post(handlers::acknowledge))
         .route("/cases/{id}/resolve", post(handlers::resolve))
@@ -205,6 +214,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
         .route("/api/openapi.json", get(handlers::openapi))
+        .merge(web::routes())
         .nest("/api", api)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), observe))
