@@ -31,5 +31,6 @@ pub mod core;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod intel;
 pub mod policy;
 pub mod store;

@@ -12,20 +12,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::{Db, TestServer, client};
+use common::{Db, TestServer, api_get as get, client};
 use order_copilot::http::web::{ASSETS, CSP};
-use serde_json::Value;
-
-async fn get(s: &TestServer, token: &str, path: &str) -> (u16, Value) {
-    let r = client()
-        .get(s.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
 
 fn files_under(dir: &Path, base: &Path, out: &mut BTreeSet<String>) {
     for e in std::fs::read_dir(dir).unwrap() {

@@ -4,6 +4,7 @@
 //! source and executor; the HTTP layer and the CLI call its methods and nothing else.
 
 pub mod identity;
+mod insight;
 pub mod source;
 
 use std::net::IpAddr;

@@ -405,3 +405,56 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Response {
 pub(super) async fn openapi() -> Response {
     Json(openapi::document()).into_response()
 }
+
+// ---- operational intelligence ---------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TrendsQuery {
+    by: Option<crate::intel::TrendBy>,
+    days: Option<u32>,
+    bucket: Option<crate::intel::Bucket>,
+}
+
+pub(super) async fn intel_trends(
+    State(s): State<AppState>,
+    q: Result<Query<TrendsQuery>, QueryRejection>,
+) -> ApiResult {
+    let q = query(q)?;
+    let t = s
+        .app
+        .trends(
+            q.by.unwrap_or_default(),
+            q.days.unwrap_or(90),
+            q.bucket.unwrap_or_default(),
+        )
+        .await?;
+    ok(json!(t))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AtRiskQuery {
+    by: Option<crate::intel::RiskBy>,
+    limit: Option<usize>,
+}
+
+pub(super) async fn intel_at_risk(
+    State(s): State<AppState>,
+    q: Result<Query<AtRiskQuery>, QueryRejection>,
+) -> ApiResult {
+    let q = query(q)?;
+    let r = s
+        .app
+        .at_risk(q.by.unwrap_or_default(), q.limit.unwrap_or(20))
+        .await?;
+    ok(json!(r))
+}
+
+pub(super) async fn intel_backlog(State(s): State<AppState>) -> ApiResult {
+    ok(json!(s.app.backlog().await?))
+}
+
+pub(super) async fn intel_recommendations(State(s): State<AppState>) -> ApiResult {
+    ok(json!({"rows": s.app.recommendation_stats().await?}))
+}

@@ -186,6 +186,30 @@ pub const ROUTES: &[RouteDoc] = &[
         summary: "Source, last scan, staleness and case counts",
         auth: true,
     },
+    RouteDoc {
+        method: "get",
+        path: "/api/intelligence/trends",
+        summary: "Exceptions detected per day or week (by=kind|customer|supplier|warehouse|route, days=1..730, bucket=day|week)",
+        auth: true,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/intelligence/at-risk",
+        summary: "Revenue and margin at risk this month (by=customer|supplier|warehouse, limit<=100)",
+        auth: true,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/intelligence/backlog",
+        summary: "Open exceptions per kind, cycle time (p50, p90 hours), daily opened/closed/open",
+        auth: true,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/intelligence/recommendations",
+        summary: "Per kind: recommendations proposed, accepted, overridden, dismissed",
+        auth: true,
+    },
 ];
 
 /// Build the router.
@@ -208,6 +232,13 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{order}/explain", get(handlers::explain))
         .route("/scan", post(handlers::scan))
         .route("/status", get(handlers::status))
+        .route("/intelligence/trends", get(handlers::intel_trends))
+        .route("/intelligence/at-risk", get(handlers::intel_at_risk))
+        .route("/intelligence/backlog", get(handlers::intel_backlog))
+        .route(
+            "/intelligence/recommendations",
+            get(handlers::intel_recommendations),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))

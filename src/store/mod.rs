@@ -8,6 +8,7 @@
 //! by the caller.
 
 pub mod audit;
+pub mod intel;
 mod rows;
 
 use std::path::PathBuf;
