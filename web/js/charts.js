@@ -20,7 +20,7 @@ function link(href, title, ...children) {
 }
 
 /** Horizontal bars: rows [{label, value, href, title, cls}], value formatted by `fmt`. */
-export function barsH(rows, { fmt = compact, labelWidth = 190, caption } = {}) {
+export function barsH(rows, { fmt = compact, axis = compact, labelWidth = 190, caption } = {}) {
   const rowH = 26;
   const H = Math.max(1, rows.length) * rowH + 24;
   const max = nice(Math.max(0, ...rows.map((r) => r.value)));
@@ -28,13 +28,14 @@ export function barsH(rows, { fmt = compact, labelWidth = 190, caption } = {}) {
   const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "group", "aria-label": caption || "bar chart" });
   for (let t = 0; t <= 4; t++) {
     const x = labelWidth + (plotW * t) / 4;
-    svg.append(s("line", { x1: x, x2: x, y1: 0, y2: H - 18, class: "grid" }), s("text", { x, y: H - 4, class: "axis", "text-anchor": "middle" }, fmt((max * t) / 4)));
+    svg.append(s("line", { x1: x, x2: x, y1: 0, y2: H - 18, class: "grid" }), s("text", { x, y: H - 4, class: "axis", "text-anchor": "middle" }, axis((max * t) / 4)));
   }
+  const chars = Math.floor(labelWidth / 7.4);
   rows.forEach((r, i) => {
     const y = i * rowH + 4;
     const w = Math.max(r.value > 0 ? 2 : 0, (plotW * r.value) / max);
     svg.append(
-      s("text", { x: labelWidth - 8, y: y + 15, class: "label", "text-anchor": "end" }, truncate(r.label, 28)),
+      s("text", { x: labelWidth - 8, y: y + 15, class: "label", "text-anchor": "end" }, truncate(r.label, chars)),
       link(
         r.href,
         r.title || `${r.label}: ${fmt(r.value)}`,
@@ -42,6 +43,37 @@ export function barsH(rows, { fmt = compact, labelWidth = 190, caption } = {}) {
         s("rect", { x: labelWidth, y, width: plotW, height: rowH - 8, class: "hit" }),
       ),
       s("text", { x: labelWidth + w + 6, y: y + 15, class: "value" }, fmt(r.value)),
+    );
+  });
+  return svg;
+}
+
+/**
+ * Shares as horizontal stacked bars, one row per item: rows [{label, total, parts:
+ * [{value, cls, name}], href, note}] — each part's width is value / total; the rest of the
+ * row is the undecided remainder.
+ */
+export function sharesH(rows, { labelWidth = 170, caption } = {}) {
+  const rowH = 28;
+  const H = Math.max(1, rows.length) * rowH + 4;
+  const noteW = 150;
+  const plotW = W - labelWidth - noteW;
+  const chars = Math.floor(labelWidth / 7.4);
+  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "group", "aria-label": caption || "shares" });
+  rows.forEach((r, i) => {
+    const y = i * rowH + 4;
+    const g = [s("rect", { x: labelWidth, y, width: plotW, height: rowH - 10, rx: 2, class: "rest" })];
+    let x = labelWidth;
+    for (const p of r.parts) {
+      const w = r.total > 0 ? (plotW * p.value) / r.total : 0;
+      if (w > 0) g.push(s("rect", { x, y, width: w, height: rowH - 10, class: `bar ${p.cls}` }));
+      x += w;
+    }
+    const title = `${r.label}: ${r.parts.map((p) => `${p.value} ${p.name}`).join(", ")} of ${r.total}`;
+    svg.append(
+      s("text", { x: labelWidth - 8, y: y + 14, class: "label", "text-anchor": "end" }, truncate(r.label, chars)),
+      link(r.href, title, ...g),
+      s("text", { x: labelWidth + plotW + 8, y: y + 14, class: "value" }, r.note || ""),
     );
   });
   return svg;

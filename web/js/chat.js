@@ -145,7 +145,8 @@ export async function render(root, ctx, params) {
   /** One question and its streamed answer. */
   function turnView(question) {
     const steps = h("ol", { class: "steps", "aria-label": "What the copilot did" });
-    const status = h("p", { class: "turn-status muted small" }, h("span", { class: "spinner", "aria-hidden": "true" }), "Thinking…");
+    // The progress line sits beside the "Copilot" label, so it never moves what is below.
+    const status = h("span", { class: "turn-status muted small" }, h("span", { class: "spinner", "aria-hidden": "true" }), "Thinking…");
     const answer = h("div", { class: "answer" });
     const cards = h("div", { class: "cards" });
     const cites = h("div", { class: "citations", hidden: true });
@@ -153,8 +154,8 @@ export async function render(root, ctx, params) {
     const el = h(
       "article",
       { class: "turn" },
-      h("div", { class: "msg user" }, h("span", { class: "who" }, ctx.me.name), h("p", {}, question)),
-      h("div", { class: "msg copilot" }, h("span", { class: "who" }, "Copilot"), steps, status, answer, cards, cites, foot),
+      h("div", { class: "msg user" }, h("span", { class: "speaker" }, ctx.me.name), h("p", {}, question)),
+      h("div", { class: "msg copilot" }, h("div", { class: "who-row" }, h("span", { class: "speaker" }, "Copilot"), status), steps, answer, cards, cites, foot),
     );
     const calls = new Map();
     let text = "";
@@ -205,7 +206,7 @@ export async function render(root, ctx, params) {
           break;
         }
         case "text_delta":
-          status.hidden = true;
+          status.lastChild.textContent = "Answering…";
           text += data.text;
           if (!textNode) {
             textNode = h("p", { class: "answer-text" });
@@ -248,7 +249,7 @@ export async function render(root, ctx, params) {
     }
 
     function finish() {
-      status.hidden = true;
+      status.replaceChildren();
       el.classList.add("finished");
       if (!done && !text && !answer.childNodes.length) answer.append(h("p", { class: "notice" }, "No answer."));
     }

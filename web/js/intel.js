@@ -6,7 +6,7 @@
 
 import { ApiError, get } from "./api.js";
 import { h, label, money, mount } from "./dom.js";
-import { asTable, barsH, legend, lines, stacked } from "./charts.js";
+import { asTable, barsH, legend, lines, sharesH, stacked } from "./charts.js";
 
 export async function render(root, ctx, params) {
   const days = clampInt(params.get("days"), 1, 730, 90);
@@ -54,7 +54,7 @@ export async function render(root, ctx, params) {
       const dates = [...new Set(r.series.flatMap((sr) => sr.points.map((p) => p.date)))].sort();
       const series = r.series.map((sr) => {
         const m = new Map(sr.points.map((p) => [p.date, p.count]));
-        return { key: sr.key, label: sr.label || label(sr.key), values: dates.map((d) => m.get(d) || 0) };
+        return { key: sr.key, label: !sr.label || sr.label === sr.key ? label(sr.key) : sr.label, values: dates.map((d) => m.get(d) || 0) };
       });
       const span = bucket === "week" ? 7 : 1;
       const hrefFor = (kind, i) => `#/queue?${new URLSearchParams({ status: "all", kind, opened_from: dates[i], opened_to: addDays(dates[i], span - 1) })}`;
@@ -80,7 +80,7 @@ export async function render(root, ctx, params) {
       }));
       return [
         tabs,
-        rows.length ? barsH(rows, { fmt: money, caption: `Revenue at risk by ${by}` }) : h("p", { class: "empty" }, "Nothing at risk."),
+        rows.length ? barsH(rows, { fmt: money, caption: `Revenue at risk by ${by}` }) : h("p", { class: "empty" }, "Nothing at risk this month."),
         h("p", { class: "muted small" }, `${r.currency}; top ${rows.length} by revenue at risk. Select a bar for its cases.`),
         asTable([label(by), `Revenue at risk (${r.currency})`, "Margin at risk", "Cases"], r.rows.map((x) => [x.label || x.key, money(x.revenue_at_risk), money(x.margin_at_risk), x.cases])),
       ];
@@ -121,12 +121,26 @@ export async function render(root, ctx, params) {
     guard(recs, async () => {
       const r = await get("/intelligence/recommendations");
       if (!r.rows.length) return h("p", { class: "empty" }, "No recommendations decided yet.");
-      const rows = r.rows.flatMap((x) => [
-        { label: `${label(x.kind)} · accepted`, value: pct(x.acceptance_rate), href: `#/queue?${new URLSearchParams({ status: "all", kind: x.kind })}`, cls: "c2", title: `${label(x.kind)}: ${x.accepted} of ${x.proposed} accepted` },
-        { label: `${label(x.kind)} · overridden`, value: pct(x.override_rate), href: `#/queue?${new URLSearchParams({ status: "all", kind: x.kind })}`, cls: "c3", title: `${label(x.kind)}: ${x.overridden} of ${x.proposed} overridden` },
-      ]);
+      const rows = r.rows.map((x) => ({
+        label: label(x.kind),
+        total: x.proposed,
+        href: `#/queue?${new URLSearchParams({ status: "all", kind: x.kind })}`,
+        parts: [
+          { value: x.accepted, cls: "c2", name: "accepted" },
+          { value: x.overridden, cls: "c3", name: "overridden" },
+          { value: x.dismissed, cls: "c8", name: "dismissed" },
+        ],
+        note: `${Math.round(pct(x.acceptance_rate))}% acc. · ${Math.round(pct(x.override_rate))}% over.`,
+      }));
+      const parts = [
+        { label: "accepted (top option approved)", cls: "c2" },
+        { label: "overridden (another option, or rejected)", cls: "c3" },
+        { label: "dismissed", cls: "c8" },
+        { label: "not decided yet", cls: "rest" },
+      ];
       return [
-        barsH(rows, { fmt: (v) => `${Math.round(v)}%`, labelWidth: 230, caption: "Acceptance and override rates by kind" }),
+        sharesH(rows, { caption: "What happened to the recommendations, by kind" }),
+        legend(parts),
         asTable(["Kind", "Proposed", "Accepted", "Overridden", "Dismissed", "Acceptance", "Override"], r.rows.map((x) => [label(x.kind), x.proposed, x.accepted, x.overridden, x.dismissed, `${Math.round(pct(x.acceptance_rate))}%`, `${Math.round(pct(x.override_rate))}%`])),
       ];
     }),
