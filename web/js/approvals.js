@@ -20,9 +20,9 @@ export async function render(root, ctx, params) {
   const list = h("div", { class: "cards grid", id: "approvals-list", "aria-live": "polite" });
   const tabs = h(
     "div",
-    { class: "tabs", role: "tablist", "aria-label": "Which requests" },
+    { class: "tabs", role: "group", "aria-label": "Which requests" },
     TABS.map(([, name], i) =>
-      h("button", { role: "tab", class: "tab", id: `tab-${i}`, "aria-selected": String(i === tab), onclick: () => select(i) }, name),
+      h("button", { class: "tab", id: `tab-${i}`, "aria-pressed": String(i === tab), onclick: () => select(i) }, name),
     ),
   );
   mount(
@@ -39,7 +39,7 @@ export async function render(root, ctx, params) {
 
   async function select(i) {
     tab = i;
-    for (const b of tabs.querySelectorAll("button")) b.setAttribute("aria-selected", String(b.id === `tab-${i}`));
+    for (const b of tabs.querySelectorAll("button")) b.setAttribute("aria-pressed", String(b.id === `tab-${i}`));
     history.replaceState(null, "", `#/approvals${i ? `?tab=${i}` : ""}`);
     await load();
   }

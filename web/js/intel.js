@@ -57,11 +57,13 @@ export async function render(root, ctx, params) {
         return { key: sr.key, label: !sr.label || sr.label === sr.key ? label(sr.key) : sr.label, values: dates.map((d) => m.get(d) || 0) };
       });
       const span = bucket === "week" ? 7 : 1;
-      const hrefFor = (kind, i) => `#/queue?${new URLSearchParams({ status: "all", kind, opened_from: dates[i], opened_to: addDays(dates[i], span - 1) })}`;
+      const hrefFor = (kind, i) =>
+        `#/queue?${new URLSearchParams({ status: "all", kind, opened_from: dates[i], opened_to: addDays(dates[i], span - 1) })}`;
       if (!dates.length) return h("p", { class: "empty" }, "No exceptions in this period.");
       return [
         stacked(dates, series, { hrefFor, caption: "Exceptions per " + bucket + " by kind" }),
         legend(series, { hrefFor: (kind) => `#/queue?${new URLSearchParams({ kind })}` }),
+        h("p", { class: "muted small" }, "Counts include past exceptions from the source's history; a bar opens the cases this server holds for it."),
         asTable(["Kind", ...dates], series.map((sr) => [sr.label, ...sr.values])),
       ];
     }),
@@ -75,7 +77,7 @@ export async function render(root, ctx, params) {
       const rows = r.rows.map((x) => ({
         label: x.label || x.key,
         value: Number(x.revenue_at_risk),
-        href: x.case_ids?.length ? `#/queue?${new URLSearchParams({ status: "all", ids: x.case_ids.join(",") })}` : null,
+        href: x.case_ids?.length ? `#/queue?${new URLSearchParams({ status: "all", ids: x.case_ids.join(","), drill: `revenue at risk of ${by} ${x.label || x.key}` })}` : null,
         title: `${x.label || x.key}: ${money(x.revenue_at_risk)} ${r.currency} at risk in ${x.cases} cases (margin ${money(x.margin_at_risk)})`,
       }));
       return [

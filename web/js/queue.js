@@ -11,7 +11,7 @@ const PAGE = 50;
 const FILTERS = ["kind", "owner", "warehouse", "tier", "severity"];
 const FILTER_LABELS = { kind: "Kind", owner: "Owner", warehouse: "Warehouse", tier: "Customer tier", severity: "Severity" };
 const SEVERITY_ORDER = ["critical", "high", "medium", "low"];
-const KEYS = [...FILTERS, "status", "customer", "sort", "page", "ids", "opened_from", "opened_to", "case"];
+const KEYS = [...FILTERS, "status", "customer", "sort", "page", "ids", "opened_from", "opened_to", "drill", "case"];
 
 /** The request for the first page of the queue as the URL's filters say. */
 function pageQuery(state) {
@@ -164,6 +164,7 @@ export async function render(root, ctx, params) {
     }
     const parts = [];
     if (state.ids) parts.push(`${state.ids.split(",").length} cases behind a chart bar`);
+    if (state.drill) parts.push(state.drill.slice(0, 120));
     if (state.opened_from || state.opened_to)
       parts.push(`first seen ${state.opened_from || "…"} to ${state.opened_to || "…"}`);
     mount(
@@ -175,7 +176,7 @@ export async function render(root, ctx, params) {
           class: "btn small",
           type: "button",
           onclick: () => {
-            state.ids = state.opened_from = state.opened_to = "";
+            state.ids = state.opened_from = state.opened_to = state.drill = "";
             setFilter("status", "");
             statusSel.value = "";
           },
