@@ -279,6 +279,21 @@ test("tablet width: the queue and the side panel stay readable", async () => {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `page is ${overflow}px wider than the viewport`);
   await shot(page, "08-tablet-queue");
+  // Escape closes the overlaying panel and gives focus back to the case's row.
+  await page.keyboard.press("Escape");
+  assert.ok(await page.$eval("#case-panel", (p) => p.hidden));
+  assert.ok(await page.evaluate(() => document.activeElement.classList.contains("case-link")));
+  // The dashboard and the approvals fit too.
+  for (const [hash, name, ready] of [
+    ["#/intel", "08b-tablet-intelligence", () => document.querySelectorAll(".chart-card").length === 4 && !document.querySelector(".chart-card [aria-busy]")],
+    ["#/approvals", "08c-tablet-approvals", () => !!document.querySelector("#approvals-list:not([aria-busy])")],
+  ]) {
+    await page.goto(`${srv.url}/${hash}`);
+    await page.waitForFunction(ready);
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(wide <= 0, `${hash} is ${wide}px wider than the viewport`);
+    await shot(page, name);
+  }
   clean(page);
   await page.context().close();
 });

@@ -30,7 +30,18 @@ export async function render(root, ctx, params) {
   const send = h("button", { class: "btn primary", id: "chat-send", type: "submit" }, "Send");
   const stop = h("button", { class: "btn", type: "button", id: "chat-stop", hidden: true, onclick: () => running?.abort() }, "Stop");
   const mode = h("span", { class: "muted small", id: "chat-mode" });
-  const drawer = h("aside", { class: "drawer", id: "drawer", hidden: true, "aria-label": "Record" });
+  const drawer = h("aside", {
+    class: "drawer",
+    id: "drawer",
+    hidden: true,
+    "aria-label": "Record",
+    onkeydown: (e) => {
+      if (e.key === "Escape") {
+        drawer.hidden = true;
+        input.focus();
+      }
+    },
+  });
   const form = h("form", { class: "composer" }, input, h("div", { class: "composer-side" }, send, stop));
 
   mount(

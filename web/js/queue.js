@@ -306,17 +306,20 @@ export async function render(root, ctx, params) {
     selectedRow = tbody.querySelector(`tr[data-id="${CSS.escape(id)}"]`);
     selectedRow?.classList.add("selected");
     panel.hidden = false;
-    renderCase(panel, ctx, id, {
-      onChange: () => load(),
-      onClose: () => {
-        state.case = "";
-        syncUrl();
-        panel.hidden = true;
-        selectedRow?.classList.remove("selected");
-        selectedRow?.querySelector("a")?.focus();
-      },
-    });
+    renderCase(panel, ctx, id, { onChange: () => load(), onClose: closePanel });
   }
+
+  function closePanel() {
+    state.case = "";
+    syncUrl();
+    panel.hidden = true;
+    selectedRow?.classList.remove("selected");
+    selectedRow?.querySelector("a")?.focus();
+  }
+  // Escape closes the panel (unless a dialog inside it is open).
+  panel.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && !document.querySelector("dialog[open]")) closePanel();
+  });
 
   async function facets() {
     const f = await get("/exceptions/facets");
