@@ -83,6 +83,12 @@ test("chat: a grounded streamed answer, an action requested, approved by another
   assert.match(await rep.textContent(".turn:nth-of-type(2) article.approval"), /Pending/);
   assert.equal(await rep.$(".turn:nth-of-type(2) article.approval .approve"), null, "a service rep may not release a credit hold");
   await shot(rep, "11-chat-approval");
+  // The conversation is in the URL: a reload reads it back (GET /api/conversations/{id}).
+  assert.match(rep.url(), /#\/chat\?conversation=/);
+  await rep.reload();
+  await rep.waitForSelector(".turn:nth-of-type(2).finished");
+  assert.equal(await rep.textContent(".turn .answer-text"), answer, "the first answer reads back as streamed");
+  await rep.waitForSelector(`.turn:nth-of-type(2) article.approval[data-approval="${apId}"]`);
 
   // Finance approves it from the inbox.
   const fin = await newPage(b);

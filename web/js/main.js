@@ -158,6 +158,7 @@ function signIn(message) {
     input,
     err,
     button,
+    h("p", { class: "muted hint-cmd" }, "No token? An administrator makes one with ", h("code", {}, "order-copilot token create --role ROLE --name NAME"), "."),
   );
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
