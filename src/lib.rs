@@ -33,6 +33,7 @@ pub mod core;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod intel;
 pub mod odoo;
 pub mod policy;
 pub mod store;

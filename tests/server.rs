@@ -7,33 +7,10 @@
 #[macro_use]
 mod common;
 
-use common::{Db, TestServer, client};
+use common::{Db, TestServer, api_get as get, api_post as post, client};
 use order_copilot::http::ROUTES;
 use order_copilot::store::audit::{self, AuditQuery};
 use serde_json::{Value, json};
-
-async fn get(s: &TestServer, token: &str, path: &str) -> (u16, Value) {
-    let r = client()
-        .get(s.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn post(s: &TestServer, token: &str, path: &str, body: Value) -> (u16, Value) {
-    let r = client()
-        .post(s.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
 
 async fn auth_and_routes(db: Db) {
     let s = TestServer::start(db, 300).await;

@@ -4,6 +4,7 @@
 //! source and executor; the HTTP layer and the CLI call its methods and nothing else.
 
 pub mod identity;
+mod insight;
 pub mod source;
 
 use std::net::IpAddr;
@@ -294,6 +295,11 @@ impl App {
     /// The ranked queue.
     pub async fn list_cases(&self, q: &CaseQuery) -> Result<(Vec<CaseSummary>, i64), AppError> {
         Ok(self.store.list_cases(q).await?)
+    }
+
+    /// How many active cases each value of the queue's filters has.
+    pub async fn case_facets(&self) -> Result<crate::store::CaseFacets, AppError> {
+        Ok(self.store.case_facets().await?)
     }
 
     /// One case with its approvals.

@@ -75,6 +75,10 @@ pub(super) struct ExceptionsQuery {
     tier: Option<String>,
     customer: Option<String>,
     order: Option<String>,
+    product: Option<String>,
+    ids: Option<String>,
+    opened_from: Option<String>,
+    opened_to: Option<String>,
     sort: Option<CaseSort>,
     limit: Option<i64>,
     offset: Option<i64>,
@@ -85,9 +89,13 @@ pub(super) async fn list_exceptions(
     q: Result<Query<ExceptionsQuery>, QueryRejection>,
 ) -> ApiResult {
     let q = query(q)?;
-    let status = match q.status.as_deref() {
-        None | Some("") | Some("active") => None,
-        Some(x) => Some(CaseStatus::from_str(x).map_err(ApiError::BadRequest)?),
+    let (status, all) = match q.status.as_deref() {
+        None | Some("") | Some("active") => (None, false),
+        Some("all") => (None, true),
+        Some(x) => (
+            Some(CaseStatus::from_str(x).map_err(ApiError::BadRequest)?),
+            false,
+        ),
     };
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
@@ -108,12 +116,79 @@ pub(super) async fn list_exceptions(
         tier: bounded("tier", q.tier, 4)?,
         customer: bounded("customer", q.customer, 128)?,
         order_ref: bounded("order", q.order, 64)?,
+        product: bounded("product", q.product, 64)?,
+        ids: case_ids(q.ids)?,
+        all,
+        opened_from: day_start("opened_from", q.opened_from, 0)?,
+        opened_before: day_start("opened_to", q.opened_to, 1)?,
         sort: q.sort.unwrap_or_default(),
         limit,
         offset,
     };
     let (items, total) = s.app.list_cases(&cq).await?;
     ok(json!({"items": items, "total": total, "limit": limit, "offset": offset}))
+}
+
+/// Most case ids one queue request may name (a chart bar's drill-down names up to 50).
+const MAX_IDS: usize = 100;
+
+/// `ids=a,b,c` → the ids, each bounded; at most [`MAX_IDS`].
+fn case_ids(v: Option<String>) -> Result<Vec<String>, ApiError> {
+    let Some(v) = v else { return Ok(Vec::new()) };
+    let ids: Vec<String> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if ids.len() > MAX_IDS {
+        return Err(ApiError::BadRequest(format!(
+            "ids names {} cases; at most {MAX_IDS} are allowed",
+            ids.len()
+        )));
+    }
+    if let Some(long) = ids.iter().find(|s| s.len() > 64) {
+        return Err(ApiError::BadRequest(format!(
+            "case id `{}…` is longer than 64 characters",
+            long.chars().take(16).collect::<String>()
+        )));
+    }
+    Ok(ids)
+}
+
+/// A `YYYY-MM-DD` date (UTC) → the Unix µs at the start of that day plus `days_after` days
+/// (`opened_to` is inclusive, so it bounds by the start of the next day).
+fn day_start(field: &str, v: Option<String>, days_after: i64) -> Result<Option<i64>, ApiError> {
+    let Some(v) = v.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let day = chrono::NaiveDate::parse_from_str(&v, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.checked_add_days(chrono::Days::new(days_after.unsigned_abs())))
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "{field} must be a date like 2026-11-26, not `{}`",
+                v.chars().take(32).collect::<String>()
+            ))
+        })?;
+    Ok(Some(day.and_utc().timestamp_micros()))
+}
+
+pub(super) async fn exception_facets(State(s): State<AppState>) -> ApiResult {
+    let f = s.app.case_facets().await?;
+    let pairs = |v: Vec<(String, i64)>| -> Value {
+        v.into_iter()
+            .map(|(value, count)| json!({"value": value, "count": count}))
+            .collect()
+    };
+    ok(json!({
+        "kind": pairs(f.kind),
+        "owner": pairs(f.owner),
+        "severity": pairs(f.severity),
+        "warehouse": pairs(f.warehouse),
+        "tier": pairs(f.tier),
+    }))
 }
 
 pub(super) async fn get_case(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
@@ -330,4 +405,57 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Response {
 
 pub(super) async fn openapi() -> Response {
     Json(openapi::document()).into_response()
+}
+
+// ---- operational intelligence ---------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TrendsQuery {
+    by: Option<crate::intel::TrendBy>,
+    days: Option<u32>,
+    bucket: Option<crate::intel::Bucket>,
+}
+
+pub(super) async fn intel_trends(
+    State(s): State<AppState>,
+    q: Result<Query<TrendsQuery>, QueryRejection>,
+) -> ApiResult {
+    let q = query(q)?;
+    let t = s
+        .app
+        .trends(
+            q.by.unwrap_or_default(),
+            q.days.unwrap_or(90),
+            q.bucket.unwrap_or_default(),
+        )
+        .await?;
+    ok(json!(t))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AtRiskQuery {
+    by: Option<crate::intel::RiskBy>,
+    limit: Option<usize>,
+}
+
+pub(super) async fn intel_at_risk(
+    State(s): State<AppState>,
+    q: Result<Query<AtRiskQuery>, QueryRejection>,
+) -> ApiResult {
+    let q = query(q)?;
+    let r = s
+        .app
+        .at_risk(q.by.unwrap_or_default(), q.limit.unwrap_or(20))
+        .await?;
+    ok(json!(r))
+}
+
+pub(super) async fn intel_backlog(State(s): State<AppState>) -> ApiResult {
+    ok(json!(s.app.backlog().await?))
+}
+
+pub(super) async fn intel_recommendations(State(s): State<AppState>) -> ApiResult {
+    ok(json!({"rows": s.app.recommendation_stats().await?}))
 }

@@ -3,7 +3,8 @@
 //! are layers here; status codes are chosen only in [`error`].
 //!
 //! Stable paths: `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /api/openapi.json`,
-//! and everything under `/api/` (bearer token required, 401 without one). The route table
+//! the web app at `/` ([`web`]), and everything under `/api/` (bearer token required, 401
+//! without one). The route table
 //! [`ROUTES`] is the single list that builds the OpenAPI document; a test checks every
 //! route answers.
 
@@ -11,6 +12,7 @@ pub mod error;
 mod handlers;
 mod metrics;
 mod openapi;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -91,7 +93,13 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/api/exceptions",
-        summary: "The ranked exception queue (filters: status, kind, owner, severity, warehouse, tier, customer, order; sort: score, revenue, oldest, updated; limit, offset)",
+        summary: "The ranked exception queue (filters: status (active, all, or one status), kind, owner, severity, warehouse, tier, customer (name contains), order, product, ids (comma-separated, at most 100), opened_from and opened_to (dates, inclusive); sort: score, revenue, oldest, updated; limit (at most 500), offset)",
+        auth: true,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/exceptions/facets",
+        summary: "How many active cases each value of the queue's filters (kind, owner, severity, warehouse, tier) has",
         auth: true,
     },
     RouteDoc {
@@ -178,6 +186,30 @@ pub const ROUTES: &[RouteDoc] = &[
         summary: "Source, last scan, staleness and case counts",
         auth: true,
     },
+    RouteDoc {
+        method: "get",
+        path: "/api/intelligence/trends",
+        summary: "Exceptions detected per day or week (by=kind|customer|supplier|warehouse|route, days=1..730, bucket=day|week)",
+        auth: true,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/intelligence/at-risk",
+        summary: "Revenue and margin at risk this month (by=customer|supplier|warehouse, limit<=100)",
+        auth: true,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/intelligence/backlog",
+        summary: "Open exceptions per kind, cycle time (p50, p90 hours), daily opened/closed/open",
+        auth: true,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/intelligence/recommendations",
+        summary: "Per kind: recommendations proposed, accepted, overridden, dismissed",
+        auth: true,
+    },
 ];
 
 /// Build the router.
@@ -191,6 +223,7 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
     let api = Router::new()
         .route("/me", get(handlers::me))
         .route("/exceptions", get(handlers::list_exceptions))
+        .route("/exceptions/facets", get(handlers::exception_facets))
         .route("/cases/{id}", get(handlers::get_case))
         .route("/cases/{id}/acknowledge", post(handlers::acknowledge))
         .route("/cases/{id}/resolve", post(handlers::resolve))
@@ -205,12 +238,20 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
         .route("/orders/{order}/explain", get(handlers::explain))
         .route("/scan", post(handlers::scan))
         .route("/status", get(handlers::status))
+        .route("/intelligence/trends", get(handlers::intel_trends))
+        .route("/intelligence/at-risk", get(handlers::intel_at_risk))
+        .route("/intelligence/backlog", get(handlers::intel_backlog))
+        .route(
+            "/intelligence/recommendations",
+            get(handlers::intel_recommendations),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
         .route("/api/openapi.json", get(handlers::openapi))
+        .merge(web::routes())
         .nest("/api", api)
         .merge(extra.with_state(()))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })

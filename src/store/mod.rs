@@ -8,6 +8,7 @@
 //! by the caller.
 
 pub mod audit;
+pub mod intel;
 mod rows;
 
 use std::path::PathBuf;
@@ -274,45 +275,7 @@ impl Store {
 
     /// The ranked queue with filters, and the total number matching.
     pub async fn list_cases(&self, q: &CaseQuery) -> Result<(Vec<CaseSummary>, i64), StoreError> {
-        let mut wh = Vec::new();
-        if q.status.is_none() {
-            wh.push("active = 1".to_string());
-        }
-        let mut args: Vec<String> = Vec::new();
-        let mut push = |clause: &str, value: String| {
-            args.push(value);
-            wh.push(clause.replace('?', &format!("${}", args.len())));
-        };
-        if let Some(s) = &q.status {
-            push("status = ?", s.as_str().to_string());
-        }
-        if let Some(v) = &q.kind {
-            push("kind = ?", v.clone());
-        }
-        if let Some(v) = &q.owner {
-            push("owner_role = ?", v.clone());
-        }
-        if let Some(v) = &q.severity {
-            push("severity = ?", v.clone());
-        }
-        if let Some(v) = &q.warehouse {
-            push("warehouse = ?", v.clone());
-        }
-        if let Some(v) = &q.tier {
-            push("tier = ?", v.clone());
-        }
-        if let Some(v) = &q.order_ref {
-            push("order_ref = ?", v.clone());
-        }
-        if let Some(v) = &q.customer {
-            let escaped = v
-                .to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            push("customer_lc LIKE ? ESCAPE '\\'", format!("%{escaped}%"));
-        }
-        let where_sql = wh.join(" AND ");
+        let (where_sql, args) = case_filter(q);
         let order = match q.sort {
             CaseSort::Score => "score DESC, revenue_cents DESC, id",
             CaseSort::Revenue => "revenue_cents DESC, score DESC, id",
@@ -324,15 +287,9 @@ impl Store {
             q.limit.clamp(1, 500),
             q.offset.max(0)
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql.clone()));
-        for a in &args {
-            query = query.bind(a);
-        }
+        let query = bind_args(sqlx::query(AssertSqlSafe(sql)), &args);
         let count_sql = format!("SELECT COUNT(*) FROM cases WHERE {where_sql}");
-        let mut cq = sqlx::query(AssertSqlSafe(count_sql));
-        for a in &args {
-            cq = cq.bind(a);
-        }
+        let cq = bind_args(sqlx::query(AssertSqlSafe(count_sql)), &args);
         // The page and the total are independent reads: run them side by side.
         let (rows, count) = tokio::join!(query.fetch_all(&self.pool), cq.fetch_one(&self.pool));
         let items = rows?
@@ -341,6 +298,39 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let total: i64 = count?.try_get(0)?;
         Ok((items, total))
+    }
+
+    /// How many active cases each value of the queue's filters has.
+    pub async fn case_facets(&self) -> Result<CaseFacets, StoreError> {
+        // Five small grouped reads over the active rows (each served by an index that
+        // starts with `active`), side by side.
+        let group = |col: &'static str| {
+            let sql = format!(
+                "SELECT {col}, COUNT(*) FROM cases WHERE active = 1 AND {col} IS NOT NULL GROUP BY {col} ORDER BY {col}"
+            );
+            async move {
+                let rows = sqlx::query(AssertSqlSafe(sql))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                    .collect::<Result<Vec<(String, i64)>, StoreError>>()
+            }
+        };
+        let (kind, owner, severity, warehouse, tier) = tokio::join!(
+            group("kind"),
+            group("owner_role"),
+            group("severity"),
+            group("warehouse"),
+            group("tier")
+        );
+        Ok(CaseFacets {
+            kind: kind?,
+            owner: owner?,
+            severity: severity?,
+            warehouse: warehouse?,
+            tier: tier?,
+        })
     }
 
     /// One case with its stored exception.
@@ -671,6 +661,84 @@ fn bind_case<'q>(
 /// Roles as stored: `,planner,sales_manager,` so a `LIKE '%,role,%'` matches whole names.
 fn roles_column(roles: &[String]) -> String {
     format!(",{},", roles.join(","))
+}
+
+/// A bound value of a dynamically built filter.
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// The `WHERE` clause of a queue query and its bound values, in placeholder order.
+fn case_filter(q: &CaseQuery) -> (String, Vec<Arg>) {
+    let mut wh = Vec::new();
+    if q.status.is_none() && !q.all {
+        wh.push("active = 1".to_string());
+    }
+    let mut args: Vec<Arg> = Vec::new();
+    let mut push = |clause: &str, value: Arg| {
+        args.push(value);
+        wh.push(clause.replace('?', &format!("${}", args.len())));
+    };
+    if let Some(s) = &q.status {
+        push("status = ?", Arg::Text(s.as_str().to_string()));
+    }
+    let exact = [
+        ("kind = ?", &q.kind),
+        ("owner_role = ?", &q.owner),
+        ("severity = ?", &q.severity),
+        ("warehouse = ?", &q.warehouse),
+        ("tier = ?", &q.tier),
+        ("order_ref = ?", &q.order_ref),
+        ("product = ?", &q.product),
+    ];
+    for (clause, value) in exact {
+        if let Some(v) = value {
+            push(clause, Arg::Text(v.clone()));
+        }
+    }
+    if let Some(v) = &q.customer {
+        let escaped = v
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        push(
+            "customer_lc LIKE ? ESCAPE '\\'",
+            Arg::Text(format!("%{escaped}%")),
+        );
+    }
+    if let Some(t) = q.opened_from {
+        push("first_seen >= ?", Arg::Int(t));
+    }
+    if let Some(t) = q.opened_before {
+        push("first_seen < ?", Arg::Int(t));
+    }
+    if !q.ids.is_empty() {
+        let mut marks = Vec::with_capacity(q.ids.len());
+        for id in &q.ids {
+            args.push(Arg::Text(id.clone()));
+            marks.push(format!("${}", args.len()));
+        }
+        wh.push(format!("id IN ({})", marks.join(", ")));
+    }
+    if wh.is_empty() {
+        wh.push("1 = 1".to_string());
+    }
+    (wh.join(" AND "), args)
+}
+
+fn bind_args<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    args: &'q [Arg],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    for a in args {
+        q = match a {
+            Arg::Text(s) => q.bind(s.as_str()),
+            Arg::Int(i) => q.bind(*i),
+        };
+    }
+    q
 }
 
 pub(crate) fn corrupt(what: &'static str, detail: impl Into<String>) -> StoreError {

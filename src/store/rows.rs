@@ -132,12 +132,37 @@ pub struct CaseQuery {
     pub customer: Option<String>,
     /// Order reference.
     pub order_ref: Option<String>,
+    /// Product SKU.
+    pub product: Option<String>,
+    /// Only these case ids (a chart's drill-down); empty means no id filter.
+    pub ids: Vec<String>,
+    /// With no `status`: every case, closed ones too (default: open and acknowledged).
+    pub all: bool,
+    /// First detected at or after this time (Unix µs).
+    pub opened_from: Option<i64>,
+    /// First detected before this time (Unix µs).
+    pub opened_before: Option<i64>,
     /// Order.
     pub sort: CaseSort,
     /// Page size.
     pub limit: i64,
     /// Offset.
     pub offset: i64,
+}
+
+/// How many active cases each value of a queue filter has (the filter menus' options).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CaseFacets {
+    /// Per kind.
+    pub kind: Vec<(String, i64)>,
+    /// Per owner role.
+    pub owner: Vec<(String, i64)>,
+    /// Per severity.
+    pub severity: Vec<(String, i64)>,
+    /// Per warehouse (cases without one are left out).
+    pub warehouse: Vec<(String, i64)>,
+    /// Per customer tier.
+    pub tier: Vec<(String, i64)>,
 }
 
 /// A row of the queue.

@@ -164,3 +164,33 @@ pub fn client() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// `GET path` with a bearer token: the status and the JSON body (null when not JSON).
+pub async fn api_get(s: &TestServer, token: &str, path: &str) -> (u16, serde_json::Value) {
+    let r = client()
+        .get(s.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// `POST path` with a bearer token and a JSON body: the status and the JSON answer.
+pub async fn api_post(
+    s: &TestServer,
+    token: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let r = client()
+        .post(s.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
