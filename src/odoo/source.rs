@@ -236,7 +236,7 @@ impl OdooSource {
                 .client
                 .search_read_all(
                     table.model,
-                    schema::and(table.domain.clone(), recent.clone()),
+                    schema::and(recent.clone(), table.domain.clone()),
                     &refs,
                     self.cfg.sync.page_size,
                 )
@@ -245,7 +245,7 @@ impl OdooSource {
                 .client
                 .search_read_all(
                     table.model,
-                    schema::and(schema::not(table.domain.clone()), recent),
+                    schema::and(recent, schema::not(table.domain.clone())),
                     &["id"],
                     self.cfg.sync.page_size,
                 )

@@ -171,7 +171,7 @@ pub fn eval(db: &Db, model: &str, rec: &serde_json::Map<String, Value>, d: &Dom)
             let field = db.field(m, last);
             let kind = field.map(|f| f.kind);
             let walk = field.and_then(|f| f.relation.as_deref()).unwrap_or(m);
-            let value = db.raw(m, r, last);
+            let value = db.raw_ref(m, r, last);
             compare(db, walk, &value, op, v, kind)
         }
     }

@@ -127,7 +127,13 @@ pub struct Db {
     pub version: u32,
     /// Models.
     pub models: BTreeMap<String, Model>,
+    /// Bumped by every change, to invalidate cached searches.
+    pub generation: u64,
+    search_cache: Mutex<HashMap<String, CachedSearch>>,
 }
+
+/// The ids a search found, and the generation of the data it ran on.
+type CachedSearch = (u64, Arc<Vec<i64>>);
 
 const MAGIC: &[(&str, Kind, &str)] = &[
     ("id", Kind::Int, "integer"),
@@ -224,7 +230,12 @@ impl Db {
                 });
             }
         }
-        Db { version, models }
+        Db {
+            version,
+            models,
+            generation: 0,
+            search_cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// A field of a model.
@@ -234,15 +245,25 @@ impl Db {
 
     /// A stored value as kept in the row (`false` when unset).
     pub fn raw(&self, model: &str, r: &Record, name: &str) -> Value {
+        self.raw_ref(model, r, name).into_owned()
+    }
+
+    /// [`Db::raw`] without copying a stored value.
+    pub fn raw_ref<'a>(
+        &self,
+        model: &str,
+        r: &'a Record,
+        name: &str,
+    ) -> std::borrow::Cow<'a, Value> {
         if let Some(v) = r.get(name) {
-            return v.clone();
+            return std::borrow::Cow::Borrowed(v);
         }
-        match self.field(model, name).map(|f| f.kind) {
+        std::borrow::Cow::Owned(match self.field(model, name).map(|f| f.kind) {
             Some(Kind::O2m | Kind::M2m) => json!([]),
             Some(Kind::Int) => json!(0),
             Some(Kind::Float) => json!(0.0),
             _ => Value::Bool(false),
-        }
+        })
     }
 
     /// The display name of a record.
@@ -283,6 +304,7 @@ impl Db {
 
     /// Insert a row (a fresh id when `id` is absent); returns the id.
     pub fn insert(&mut self, model: &str, mut r: Record) -> i64 {
+        self.generation += 1;
         let m = self.models.entry(model.to_string()).or_default();
         let id = match r.get("id").and_then(Value::as_i64) {
             Some(id) => id,
@@ -477,6 +499,8 @@ impl FakeOdoo {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
+        // The caller may change anything.
+        g.generation += 1;
         f(&mut g)
     }
 
@@ -796,6 +820,7 @@ fn dispatch(
                     "You can not delete a sent quotation or a confirmed sales order. You must first cancel it.",
                 ));
             }
+            db.generation += 1;
             if let Some(m) = db.models.get_mut(model) {
                 for id in ids {
                     m.rows.remove(&id);
@@ -1017,6 +1042,7 @@ fn dispatch(
         "add_members" if model == "discuss.channel" => {
             let ids = id_list(arg(pos, kw, 0, "ids"));
             let partners = id_list(kw.get("partner_ids"));
+            db.generation += 1;
             for id in ids {
                 if let Some(r) = db.models.get_mut(model).and_then(|m| m.rows.get_mut(&id)) {
                     let mut cur = wire::ids(r.get("channel_partner_ids").unwrap_or(&json!([])));
@@ -1072,46 +1098,80 @@ fn search(
     domain: &Value,
     kw: &Map<String, Value>,
 ) -> Result<Vec<i64>, Fault> {
-    let d = domain::parse(db, model, domain)?;
-    let m = &db.models[model];
-    let mut rows: Vec<&Record> = m
-        .rows
-        .values()
-        .filter(|r| domain::eval(db, model, r, &d))
-        .collect();
-    if let Some(order) = kw.get("order").and_then(Value::as_str) {
-        let keys: Vec<(String, bool)> = order
-            .split(',')
-            .filter_map(|k| {
-                let mut it = k.split_whitespace();
-                let f = it.next()?.to_string();
-                Some((f, it.next().is_some_and(|d| d.eq_ignore_ascii_case("desc"))))
-            })
-            .collect();
-        check_fields(db, model, keys.iter().map(|(f, _)| f))?;
-        rows.sort_by(|a, b| {
-            for (f, desc) in &keys {
-                let o = domain::cmp_values(&db.raw(model, a, f), &db.raw(model, b, f));
-                let o = if *desc { o.reverse() } else { o };
-                if o != std::cmp::Ordering::Equal {
-                    return o;
-                }
+    let order = kw.get("order").and_then(Value::as_str).unwrap_or("id");
+    // Pages of one query share its result until the data changes (Odoo runs SQL per page;
+    // re-filtering in Rust per page would make the fake, not the client, the bottleneck).
+    let key = format!("{model}|{order}|{domain}");
+    let cached = match db.search_cache.lock() {
+        Ok(c) => c
+            .get(&key)
+            .filter(|(g, _)| *g == db.generation)
+            .map(|(_, ids)| ids.clone()),
+        Err(_) => None,
+    };
+    let ids: Arc<Vec<i64>> = match cached {
+        Some(ids) => ids,
+        None => {
+            let d = domain::parse(db, model, domain)?;
+            let m = &db.models[model];
+            let mut rows: Vec<&Record> = m
+                .rows
+                .values()
+                .filter(|r| domain::eval(db, model, r, &d))
+                .collect();
+            let keys: Vec<(String, bool)> = order
+                .split(',')
+                .filter_map(|k| {
+                    let mut it = k.split_whitespace();
+                    let f = it.next()?.to_string();
+                    Some((f, it.next().is_some_and(|d| d.eq_ignore_ascii_case("desc"))))
+                })
+                .collect();
+            check_fields(db, model, keys.iter().map(|(f, _)| f))?;
+            // Rows are kept in id order already.
+            if !(keys.len() == 1 && keys[0].0 == "id" && !keys[0].1) {
+                let mut keyed: Vec<(Vec<std::borrow::Cow<'_, Value>>, &Record)> = rows
+                    .iter()
+                    .map(|r| {
+                        (
+                            keys.iter().map(|(f, _)| db.raw_ref(model, r, f)).collect(),
+                            *r,
+                        )
+                    })
+                    .collect();
+                keyed.sort_by(|(a, _), (b, _)| {
+                    for (i, (_, desc)) in keys.iter().enumerate() {
+                        let o = domain::cmp_values(&a[i], &b[i]);
+                        let o = if *desc { o.reverse() } else { o };
+                        if o != std::cmp::Ordering::Equal {
+                            return o;
+                        }
+                    }
+                    std::cmp::Ordering::Equal
+                });
+                rows = keyed.into_iter().map(|(_, r)| r).collect();
             }
-            std::cmp::Ordering::Equal
-        });
-    }
+            let ids = Arc::new(
+                rows.iter()
+                    .filter_map(|r| r.get("id").and_then(Value::as_i64))
+                    .collect::<Vec<_>>(),
+            );
+            if let Ok(mut c) = db.search_cache.lock() {
+                if c.len() > 32 {
+                    c.clear();
+                }
+                c.insert(key, (db.generation, ids.clone()));
+            }
+            ids
+        }
+    };
     let offset = kw.get("offset").and_then(Value::as_u64).unwrap_or(0) as usize;
     let limit = kw
         .get("limit")
         .and_then(Value::as_u64)
         .map(|l| l as usize)
         .unwrap_or(usize::MAX);
-    Ok(rows
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .filter_map(|r| r.get("id").and_then(Value::as_i64))
-        .collect())
+    Ok(ids.iter().skip(offset).take(limit).copied().collect())
 }
 
 fn read(
@@ -1192,6 +1252,7 @@ fn write(
         ));
     }
     let now = json!(wire::format_datetime(Utc::now()));
+    db.generation += 1;
     if let Some(m) = db.models.get_mut(model) {
         for id in ids {
             if let Some(r) = m.rows.get_mut(id) {
