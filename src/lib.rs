@@ -33,4 +33,5 @@ pub mod domain;
 pub mod http;
 pub mod intel;
 pub mod policy;
+pub mod predict;
 pub mod store;
