@@ -36,4 +36,5 @@ pub mod http;
 pub mod intel;
 pub mod odoo;
 pub mod policy;
+pub mod predict;
 pub mod store;

@@ -137,3 +137,32 @@ impl App {
         Ok(intel::recommendations(&proposed, &decisions))
     }
 }
+
+impl App {
+    /// Key accounts by how often they change orders.
+    pub async fn change_patterns(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<intel::ChangePattern>, AppError> {
+        if !(1..=100).contains(&limit) {
+            return Err(AppError::BadRequest(
+                "limit must be between 1 and 100".into(),
+            ));
+        }
+        let state = self
+            .latest()
+            .await
+            .ok_or_else(|| AppError::Conflict("no scan has completed yet".into()))?;
+        let history = self
+            .source
+            .history()
+            .await
+            .map_err(|e| AppError::Internal(format!("source history unavailable: {e}")))?;
+        Ok(intel::change_patterns(
+            &state.snapshot,
+            history.as_deref(),
+            Utc::now(),
+            limit,
+        ))
+    }
+}

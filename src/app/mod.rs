@@ -5,6 +5,8 @@
 
 pub mod identity;
 mod insight;
+mod report;
+pub mod risk;
 pub mod source;
 
 use std::net::IpAddr;
@@ -125,6 +127,8 @@ pub struct App {
     failures: std::sync::Mutex<std::collections::HashMap<IpAddr, Vec<Instant>>>,
     /// Counters for metrics.
     pub counters: Counters,
+    models: std::sync::RwLock<Option<Arc<crate::predict::Models>>>,
+    scoring: std::sync::RwLock<risk::ScoringState>,
 }
 
 fn now_us() -> i64 {
@@ -165,6 +169,8 @@ impl App {
             scan_lock: Mutex::new(()),
             failures: std::sync::Mutex::new(Default::default()),
             counters: Counters::default(),
+            models: std::sync::RwLock::new(None),
+            scoring: std::sync::RwLock::new(risk::ScoringState::default()),
         }
     }
 
@@ -184,10 +190,31 @@ impl App {
         let policy = self.policy.clone();
         let snap = snapshot.clone();
         let now = Utc::now();
+        let models = self.models();
+        let history = match &models {
+            Some(_) => self
+                .source
+                .history()
+                .await
+                .map_err(|e| AppError::Internal(format!("source history unavailable: {e}")))?,
+            None => None,
+        };
         let started = Instant::now();
-        let result = tokio::task::spawn_blocking(move || core::detect(&snap, &policy, now))
-            .await
-            .map_err(|e| AppError::Internal(format!("scan task failed: {e}")))?;
+        let (result, scored) = tokio::task::spawn_blocking(move || match models {
+            None => (core::detect(&snap, &policy, now), None),
+            Some(m) => {
+                let mut scored = Vec::new();
+                let result = core::detect_with(&snap, &policy, now, &mut |ctx, out| {
+                    scored = crate::predict::score(&m, ctx, history.as_deref());
+                    if let Some(p) = &policy.predictions {
+                        crate::predict::exceptions::append(ctx, out, &scored, &m, p);
+                    }
+                });
+                (result, Some((m, scored)))
+            }
+        })
+        .await
+        .map_err(|e| AppError::Internal(format!("scan task failed: {e}")))?;
         let duration = started.elapsed();
         let upserts: Vec<CaseUpsert> = result
             .exceptions
@@ -195,6 +222,10 @@ impl App {
             .map(case_upsert)
             .collect::<Result<_, _>>()?;
         let merge = self.store.merge_scan(&upserts, now_us()).await?;
+        if let Some((models, scored)) = &scored {
+            self.record_scoring(&snapshot, &result, models, scored, now)
+                .await?;
+        }
         let expired = self.store.expire_approvals(now_us()).await?;
         let summary = ScanSummary {
             exceptions: result.exceptions.len(),

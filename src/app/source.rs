@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::core::Action;
 use crate::demo::{self, DemoConfig};
-use crate::domain::{Ix, PurchaseState, Snapshot};
+use crate::domain::{History, Ix, PurchaseState, Snapshot};
 
 /// A boxed, sendable future (object-safe async traits).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -41,6 +41,11 @@ pub trait Source: Send + Sync {
     fn status(&self) -> serde_json::Value {
         serde_json::Value::Null
     }
+    /// The history before the snapshot the predictive models learn from (past orders,
+    /// purchase lines, invoices); `None` when the source keeps none.
+    fn history(&self) -> BoxFuture<'_, Result<Option<Arc<History>>, SourceError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// Carries out approved actions. `key` is the approval id: executing the same key twice
@@ -57,19 +62,24 @@ pub trait Executor: Send + Sync {
 /// The demo distributor as a live source.
 pub struct DemoSource {
     snap: RwLock<Arc<Snapshot>>,
+    history: Option<Arc<History>>,
     done: Mutex<HashMap<String, serde_json::Value>>,
 }
 
 impl DemoSource {
-    /// Generate the demo.
+    /// Generate the demo and its year of history.
     pub fn new(cfg: &DemoConfig) -> DemoSource {
-        DemoSource::from_snapshot(demo::generate(cfg, &mut |_, _, _| {}))
+        let (s, h) = demo::generate_with_history(cfg, &mut |_, _, _| {});
+        let mut d = DemoSource::from_snapshot(s);
+        d.history = Some(Arc::new(h));
+        d
     }
 
-    /// Wrap an existing snapshot.
+    /// Wrap an existing snapshot (without history).
     pub fn from_snapshot(s: Snapshot) -> DemoSource {
         DemoSource {
             snap: RwLock::new(Arc::new(s)),
+            history: None,
             done: Mutex::new(HashMap::new()),
         }
     }
@@ -273,6 +283,10 @@ impl Source for DemoSource {
 
     fn snapshot(&self) -> BoxFuture<'_, Result<Arc<Snapshot>, SourceError>> {
         Box::pin(async move { Ok(self.current()) })
+    }
+
+    fn history(&self) -> BoxFuture<'_, Result<Option<Arc<History>>, SourceError>> {
+        Box::pin(async move { Ok(self.history.clone()) })
     }
 }
 

@@ -6,6 +6,8 @@
 
 mod bench;
 pub mod odoo;
+mod bench_predict;
+pub mod model;
 mod progress;
 pub mod server;
 mod table;
@@ -64,6 +66,11 @@ pub enum Command {
     /// The Odoo connection: set up the bot, check a full load.
     #[command(subcommand)]
     Odoo(odoo::OdooCommand),
+    /// Train and evaluate the predictive models.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+    /// Write the predictive-risk and operational-intelligence report as one HTML file.
+    Report(server::ReportArgs),
 }
 
 /// Where the data comes from.
@@ -122,6 +129,8 @@ pub enum BenchCommand {
     Audit(bench::BenchAuditArgs),
     /// A full load and an incremental sync from a fake Odoo over loopback.
     Odoo(odoo::BenchOdooArgs),
+    /// Train the predictive models on a year of history, then score every open line of N.
+    Predict(bench_predict::BenchPredictArgs),
 }
 
 /// `policy` subcommands.
@@ -168,9 +177,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Audit(a)) => bench::audit(a, out),
         Command::Bench(BenchCommand::Odoo(a)) => odoo::bench(a, out),
         Command::Odoo(c) => odoo::run(c, out),
+        Command::Bench(BenchCommand::Predict(a)) => bench_predict::run(&policy, a, out),
         Command::Serve(a) => server::serve(policy, a, out),
         Command::Token(c) => server::token(policy, c, out),
         Command::Audit(c) => server::audit_cmd(c, out),
+        Command::Model(c) => model::run(&policy, c, out),
+        Command::Report(a) => server::report(policy, a, out),
         Command::Policy(PolicyCommand::Check) => {
             writeln!(
                 out,
@@ -192,8 +204,7 @@ pub fn load_policy(dir: Option<&std::path::Path>) -> anyhow::Result<Policy> {
     })
 }
 
-/// Build the snapshot for a command.
-pub fn load_source(a: &SourceArgs) -> anyhow::Result<Snapshot> {
+pub(crate) fn demo_config(a: &SourceArgs) -> anyhow::Result<DemoConfig> {
     if a.orders == 0 {
         anyhow::bail!("--orders must be at least 1");
     }
@@ -203,11 +214,29 @@ pub fn load_source(a: &SourceArgs) -> anyhow::Result<Snapshot> {
             a.orders
         );
     }
-    let cfg = DemoConfig {
+    Ok(DemoConfig {
         seed: a.seed,
         orders: a.orders,
         now: Utc::now(),
-    };
+    })
+}
+
+/// Build the snapshot and the year of history before it.
+pub fn load_source_with_history(
+    a: &SourceArgs,
+) -> anyhow::Result<(Snapshot, crate::domain::History)> {
+    let cfg = demo_config(a)?;
+    let mut bar = progress::Bar::new("generating demo");
+    let out = demo::generate_with_history(&cfg, &mut |phase, done, total| {
+        bar.update(phase, done, total)
+    });
+    bar.finish();
+    Ok(out)
+}
+
+/// Build the snapshot for a command.
+pub fn load_source(a: &SourceArgs) -> anyhow::Result<Snapshot> {
+    let cfg = demo_config(a)?;
     let mut bar = progress::Bar::new("generating demo");
     let snap = demo::generate(&cfg, &mut |phase, done, total| {
         bar.update(phase, done, total)

@@ -211,6 +211,7 @@ pub fn serve(policy: Policy, a: ServeArgs, out: &mut dyn Write) -> anyhow::Resul
             writeln!(out, "First start: an admin token was created. It is shown only this once:\n\n  {token}\n\nUse it as `Authorization: Bearer {token}`; create more with `order-copilot token create`.")?;
             out.flush()?;
         }
+        load_or_train_models(&app, &a.storage.data_dir).await?;
         let summary = app.scan("system").await?;
         tracing::info!(exceptions = summary.exceptions, open_lines = summary.open_lines, new = summary.merge.new, "initial scan done");
 
@@ -222,6 +223,84 @@ pub fn serve(policy: Policy, a: ServeArgs, out: &mut dyn Write) -> anyhow::Resul
 
         http::run_with(app, writer, listener, Duration::from_secs(a.scan_interval), extra, shutdown_signal()).await?;
         store.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Load the saved models from `DATA_DIR/models`, or train them on the source's history
+/// when there are none (and save them). A source without history runs without models.
+pub(super) async fn load_or_train_models(
+    app: &crate::app::App,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let dir = super::model::models_dir(data_dir);
+    if let Some(models) = crate::predict::Models::load(&dir)? {
+        tracing::info!(dir = %dir.display(), versions = ?models.models.iter().map(|m| format!("{}@{}", m.kind.as_str(), m.version)).collect::<Vec<_>>(), "models loaded");
+        app.set_models(models);
+        return Ok(());
+    }
+    let Some(history) = app
+        .source
+        .history()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    else {
+        tracing::warn!("the source keeps no history: predictive models are off");
+        return Ok(());
+    };
+    let snap = app
+        .source
+        .snapshot()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let started = std::time::Instant::now();
+    let (models, failed) = tokio::task::spawn_blocking(move || {
+        crate::predict::train(&snap, &history, chrono::Utc::now())
+    })
+    .await?;
+    for (k, e) in &failed {
+        tracing::warn!(model = k.as_str(), error = %e, "model not trained");
+    }
+    models.save(&dir)?;
+    tracing::info!(dir = %dir.display(), seconds = started.elapsed().as_secs_f64(), trained = models.models.len(), "no saved models: trained on the source's history");
+    app.set_models(models);
+    Ok(())
+}
+
+/// `report` arguments.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The HTML file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// `report --out FILE`: scan once (recorded like any scan), then write the
+/// self-contained HTML report of models, governance and operational intelligence.
+pub fn report(policy: Policy, a: ReportArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let cfg = super::demo_config(&a.source)?;
+    runtime()?.block_on(async move {
+        let store = a.storage.open().await?;
+        let demo = Arc::new(DemoSource::new(&cfg));
+        let (app, writer) =
+            crate::app::start(store.clone(), Arc::new(policy), demo.clone(), demo).await?;
+        load_or_train_models(&app, &a.storage.data_dir).await?;
+        app.scan("report").await?;
+        let html = app.report_html().await?;
+        std::fs::write(&a.out, &html)
+            .with_context(|| format!("cannot write {}", a.out.display()))?;
+        writer.finish().await;
+        store.close().await;
+        writeln!(
+            out,
+            "report written to {} ({} KiB)",
+            a.out.display(),
+            html.len() / 1024
+        )?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -55,6 +55,27 @@ pub fn detect_observed(
     now: DateTime<Utc>,
     phase: &(dyn Fn(&'static str) + Sync),
 ) -> ScanResult {
+    detect_all(snap, policy, now, phase, &mut |_, _| {})
+}
+
+/// [`detect`], then `extra` appends further exceptions — predicted ones — seeing the
+/// scan's context and the exceptions found so far; all are scored and ranked together.
+pub fn detect_with(
+    snap: &Snapshot,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    extra: &mut dyn FnMut(&Context, &mut Vec<Exception>),
+) -> ScanResult {
+    detect_all(snap, policy, now, &|_| {}, extra)
+}
+
+fn detect_all(
+    snap: &Snapshot,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    phase: &(dyn Fn(&'static str) + Sync),
+    extra: &mut dyn FnMut(&Context, &mut Vec<Exception>),
+) -> ScanResult {
     let (ctx, findings) = Context::new(snap, policy, now);
     phase("context");
     // Reserve generously up front: grown by doubling, the vector would copy itself and
@@ -63,6 +84,7 @@ pub fn detect_observed(
     // of the open lines; if one finds more, the vector simply grows.
     let mut exceptions = Vec::with_capacity(ctx.open_lines.len() / 4 + 64);
     detectors::run_all(&ctx, &mut exceptions, phase);
+    extra(&ctx, &mut exceptions);
     for e in &mut exceptions {
         score::finish(e, policy);
     }

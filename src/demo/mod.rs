@@ -12,6 +12,7 @@
 //! exception core finds whatever arises from them. The same seed and size give the same
 //! data; size scales to a million order lines for benchmarks.
 
+mod history;
 mod names;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -113,6 +114,39 @@ fn open_order(s: &Snapshot, i: usize) -> bool {
 
 /// Generate the demo distributor.
 pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
+    generate_with_causes(cfg, progress).0
+}
+
+/// Generate the demo distributor and the year of history before it (past orders,
+/// purchase lines and invoices whose outcomes follow from the same hidden causes).
+pub fn generate_with_history(cfg: &DemoConfig, progress: Progress) -> (Snapshot, History) {
+    let (s, causes) = generate_with_causes(cfg, progress);
+    let h = history::generate(cfg.seed, &s, &causes);
+    (s, h)
+}
+
+/// The traits the generator draws and never writes into the snapshot: the history is
+/// drawn from the same ones, so the past predicts the present only through what the
+/// data shows.
+struct Causes {
+    /// Relative demand per product.
+    popularity: Vec<f64>,
+    /// Index into `SUPPLIERS` of each product's supplier.
+    product_supplier: Vec<usize>,
+    /// Customers that change their orders constantly.
+    chaotic: Vec<bool>,
+}
+
+/// The warehouse that serves a customer's country.
+fn home_warehouse(c: &Customer) -> Ix {
+    match c.country.as_str() {
+        "NL" | "BE" | "GB" => 0,
+        "DE" | "PL" | "CH" => 1,
+        _ => 2,
+    }
+}
+
+fn generate_with_causes(cfg: &DemoConfig, progress: Progress) -> (Snapshot, Causes) {
     let mut r = Rand(fastrand::Rng::with_seed(cfg.seed));
     let now = cfg
         .now
@@ -270,13 +304,6 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
         Tier::B => 2.5,
         Tier::C => 1.0,
     }));
-    let home_wh = |c: &Customer| -> Ix {
-        match c.country.as_str() {
-            "NL" | "BE" | "GB" => 0,
-            "DE" | "PL" | "CH" => 1,
-            _ => 2,
-        }
-    };
     // Customers that change their orders a lot (a few key accounts).
     let chaotic: Vec<bool> = s
         .customers
@@ -327,7 +354,7 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
         let cust = &s.customers[ci];
         let tier = cust.tier;
         let wh = if r.chance(0.9) {
-            home_wh(cust)
+            home_warehouse(cust)
         } else {
             r.0.u32(0..3)
         };
@@ -937,7 +964,14 @@ pub fn generate(cfg: &DemoConfig, progress: Progress) -> Snapshot {
             outcome: (*outcome).into(),
         });
     }
-    s
+    (
+        s,
+        Causes {
+            popularity,
+            product_supplier,
+            chaotic,
+        },
+    )
 }
 
 #[cfg(test)]

@@ -13,10 +13,12 @@
 //! data-quality findings instead of letting anything downstream panic.
 
 mod check;
+pub mod history;
 #[cfg(test)]
 pub mod testkit;
 
 pub use check::{DataQualityFinding, Validity};
+pub use history::History;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;

@@ -459,3 +459,43 @@ pub(super) async fn intel_backlog(State(s): State<AppState>) -> ApiResult {
 pub(super) async fn intel_recommendations(State(s): State<AppState>) -> ApiResult {
     ok(json!({"rows": s.app.recommendation_stats().await?}))
 }
+
+// ---- predictive risk ----------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PredictionsQuery {
+    kind: Option<String>,
+    limit: Option<i64>,
+}
+
+pub(super) async fn predictions(
+    State(s): State<AppState>,
+    q: Result<Query<PredictionsQuery>, QueryRejection>,
+) -> ApiResult {
+    let q = query(q)?;
+    let kind = bounded("kind", q.kind, 64)?;
+    let rows = s
+        .app
+        .predictions(kind.as_deref(), q.limit.unwrap_or(50))
+        .await?;
+    ok(json!({"rows": rows}))
+}
+
+pub(super) async fn models(State(s): State<AppState>) -> ApiResult {
+    ok(json!({"models": s.app.model_reports().await?}))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LimitQuery {
+    limit: Option<usize>,
+}
+
+pub(super) async fn intel_change_patterns(
+    State(s): State<AppState>,
+    q: Result<Query<LimitQuery>, QueryRejection>,
+) -> ApiResult {
+    let q = query(q)?;
+    ok(json!({"rows": s.app.change_patterns(q.limit.unwrap_or(20)).await?}))
+}

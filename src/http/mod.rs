@@ -210,6 +210,24 @@ pub const ROUTES: &[RouteDoc] = &[
         summary: "Per kind: recommendations proposed, accepted, overridden, dismissed",
         auth: true,
     },
+    RouteDoc {
+        method: "get",
+        path: "/api/intelligence/change-patterns",
+        summary: "Key accounts by how often they change orders: share changed, changes per order, days to first change, recent changes (limit<=100)",
+        auth: true,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/predictions",
+        summary: "Recorded predictions, most probable first (kind=late_fulfillment|supplier_delay|credit_hold|order_change, limit<=500), with outcomes once known",
+        auth: true,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/models",
+        summary: "Models in use: version, hold-out evaluation against the baseline, calibration, governance (precision at threshold, false positives, acceptance, overrides), input drift",
+        auth: true,
+    },
 ];
 
 /// Build the router.
@@ -245,6 +263,12 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
             "/intelligence/recommendations",
             get(handlers::intel_recommendations),
         )
+        .route(
+            "/intelligence/change-patterns",
+            get(handlers::intel_change_patterns),
+        )
+        .route("/predictions", get(handlers::predictions))
+        .route("/models", get(handlers::models))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))

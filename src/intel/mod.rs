@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::core::Exception;
 use crate::domain::{Ix, Snapshot};
 
+pub mod svg;
+
 /// One exception's life, from a stored case or from the source's history.
 #[derive(Debug, Clone)]
 pub struct Incident {
@@ -619,6 +621,127 @@ pub fn recommendations(
             r
         })
         .collect()
+}
+
+/// How a key account changes its orders.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChangePattern {
+    /// Customer reference.
+    pub key: String,
+    /// Customer name.
+    pub label: String,
+    /// Tier.
+    pub tier: String,
+    /// Orders in the history.
+    pub past_orders: u64,
+    /// Share of them changed after confirmation.
+    pub changed_share: f64,
+    /// Changes per changed order.
+    pub changes_per_changed_order: f64,
+    /// Days from confirmation to the first change, median.
+    pub median_days_to_first_change: f64,
+    /// Open orders now.
+    pub open_orders: u64,
+    /// Tracked changes to open orders in the last 30 days.
+    pub recent_changes: u64,
+    /// The field changed most often in open orders (`product_uom_qty`, `commitment_date`, …).
+    pub top_field: Option<String>,
+}
+
+/// Key accounts by how often they change orders: from the history (share of orders
+/// changed, changes per order, how soon) and the present (recent changes to open orders).
+pub fn change_patterns(
+    snap: &Snapshot,
+    history: Option<&crate::domain::History>,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Vec<ChangePattern> {
+    #[derive(Default)]
+    struct Acc {
+        orders: u64,
+        changed: u64,
+        changes: u64,
+        first: Vec<f64>,
+        open: u64,
+        recent: u64,
+        fields: BTreeMap<String, u64>,
+    }
+    let mut acc: HashMap<Ix, Acc> = HashMap::new();
+    let key = |c: Ix| {
+        snap.customers
+            .get(c as usize)
+            .is_some_and(|c| c.key_account)
+    };
+    if let Some(h) = history {
+        for o in h.orders.iter().filter(|o| key(o.customer)) {
+            let a = acc.entry(o.customer).or_default();
+            a.orders += 1;
+            if let Some(first) = o.changes.first() {
+                a.changed += 1;
+                a.changes += o.changes.len() as u64;
+                a.first
+                    .push((*first - o.ordered_at).num_minutes() as f64 / 1440.0);
+            }
+        }
+    }
+    for o in snap
+        .orders
+        .iter()
+        .filter(|o| o.state.is_open_demand() && key(o.customer))
+    {
+        acc.entry(o.customer).or_default().open += 1;
+    }
+    for c in &snap.changes {
+        let Some(o) = snap.orders.get(c.order as usize) else {
+            continue;
+        };
+        if !key(o.customer) || now - c.at > Duration::days(30) || c.at > now {
+            continue;
+        }
+        let a = acc.entry(o.customer).or_default();
+        a.recent += 1;
+        *a.fields.entry(c.field.clone()).or_default() += 1;
+    }
+    let mut rows: Vec<ChangePattern> = acc
+        .into_iter()
+        .filter_map(|(ci, mut a)| {
+            let c = snap.customers.get(ci as usize)?;
+            a.first.sort_by(f64::total_cmp);
+            let top_field = a
+                .fields
+                .iter()
+                .max_by(|x, y| x.1.cmp(y.1).then_with(|| y.0.cmp(x.0)))
+                .map(|(f, _)| f.clone());
+            Some(ChangePattern {
+                key: c.reference.clone(),
+                label: c.name.clone(),
+                tier: c.tier.to_string(),
+                past_orders: a.orders,
+                changed_share: if a.orders == 0 {
+                    0.0
+                } else {
+                    ((a.changed as f64 / a.orders as f64) * 1000.0).round() / 1000.0
+                },
+                changes_per_changed_order: if a.changed == 0 {
+                    0.0
+                } else {
+                    ((a.changes as f64 / a.changed as f64) * 100.0).round() / 100.0
+                },
+                median_days_to_first_change: (quantile(&a.first, 0.5) * 10.0).round() / 10.0,
+                open_orders: a.open,
+                recent_changes: a.recent,
+                top_field,
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.recent_changes
+            .cmp(&a.recent_changes)
+            .then_with(|| b.changed_share.total_cmp(&a.changed_share))
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    rows.truncate(limit);
+    rows
 }
 
 #[cfg(test)]

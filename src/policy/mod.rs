@@ -30,6 +30,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ),
     ("roles.toml", include_str!("../../policies/roles.toml")),
     ("routing.toml", include_str!("../../policies/routing.toml")),
+    (
+        "predictions.toml",
+        include_str!("../../policies/predictions.toml"),
+    ),
     ("rules.toml", include_str!("../../policies/rules.toml")),
     (
         "thresholds.toml",
@@ -354,6 +358,29 @@ struct RawFile {
     routing: Option<BTreeMap<String, Route>>,
     approvals: Option<BTreeMap<String, ApprovalRule>>,
     rules: Option<Vec<RawRule>>,
+    predictions: Option<Predictions>,
+}
+
+/// When a prediction becomes a predicted exception.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictionRule {
+    /// Calibrated probability at or above which it does (0 < threshold < 1).
+    pub threshold: f64,
+}
+
+/// Thresholds of the four predictive models (`predictions.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Predictions {
+    /// Late fulfillment of an open order line.
+    pub late_fulfillment: PredictionRule,
+    /// Supplier delay of an open purchase line.
+    pub supplier_delay: PredictionRule,
+    /// Credit hold of a customer.
+    pub credit_hold: PredictionRule,
+    /// Order change by a key account.
+    pub order_change: PredictionRule,
 }
 
 #[derive(Debug, Deserialize)]
@@ -393,6 +420,8 @@ pub struct Policy {
     pub approvals: BTreeMap<String, ApprovalRule>,
     /// Custom rules.
     pub rules: Vec<CustomRule>,
+    /// Prediction thresholds; `None` when no file defines them (no predicted exceptions).
+    pub predictions: Option<Predictions>,
 }
 
 /// The built-in exception kinds that routing must cover.
@@ -473,6 +502,7 @@ impl Policy {
         let mut routing: Option<(String, BTreeMap<String, Route>)> = None;
         let mut approvals: Option<(String, BTreeMap<String, ApprovalRule>)> = None;
         let mut raw_rules: Vec<(String, RawRule)> = Vec::new();
+        let mut predictions: Option<(String, Predictions)> = None;
 
         fn once<T>(
             slot: &mut Option<(String, T)>,
@@ -511,6 +541,7 @@ impl Policy {
             once(&mut scoring, file, "scoring", raw.scoring)?;
             once(&mut routing, file, "routing", raw.routing)?;
             once(&mut approvals, file, "approvals", raw.approvals)?;
+            once(&mut predictions, file, "predictions", raw.predictions)?;
             for r in raw.rules.unwrap_or_default() {
                 raw_rules.push((file.clone(), r));
             }
@@ -622,6 +653,25 @@ impl Policy {
                 "thresholds.repeated_changes.min_changes".into(),
                 "must be at least 1".into(),
             ));
+        }
+        if let Some((file, p)) = &predictions {
+            for (name, rule) in [
+                ("late_fulfillment", p.late_fulfillment),
+                ("supplier_delay", p.supplier_delay),
+                ("credit_hold", p.credit_hold),
+                ("order_change", p.order_change),
+            ] {
+                if !(rule.threshold > 0.0 && rule.threshold < 1.0) {
+                    return Err(invalid(
+                        file,
+                        format!("predictions.{name}.threshold"),
+                        format!(
+                            "{} is not a probability between 0 and 1 (exclusive)",
+                            rule.threshold
+                        ),
+                    ));
+                }
+            }
         }
         if thresholds.stock_shortage.horizon_days == 0 {
             return Err(invalid(
@@ -821,6 +871,10 @@ impl Policy {
         sources.insert("scoring", sc_file);
         sources.insert("routing", rt_file);
         sources.insert("approvals", ap_file);
+        let predictions = predictions.map(|(file, p)| {
+            sources.insert("predictions", file);
+            p
+        });
         Ok(Policy {
             version,
             sources,
@@ -831,6 +885,7 @@ impl Policy {
             routing,
             approvals,
             rules,
+            predictions,
         })
     }
 
@@ -994,6 +1049,39 @@ mod tests {
         .to_string();
         assert!(e.contains("scoring.weights"), "{e}");
         assert!(e.contains("101"), "{e}");
+    }
+
+    #[test]
+    fn prediction_thresholds_are_probabilities() {
+        let p = Policy::embedded().unwrap();
+        assert_eq!(p.predictions.unwrap().supplier_delay.threshold, 0.6);
+        assert_eq!(p.sources["predictions"], "predictions.toml");
+        let e = Policy::from_files(&with_replaced(
+            "predictions.toml",
+            "threshold = 0.6",
+            "threshold = 1.5",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("predictions.toml") && e.contains("predictions.supplier_delay.threshold"),
+            "{e}"
+        );
+        let e = Policy::from_files(&with_replaced(
+            "predictions.toml",
+            "threshold = 0.6",
+            "threshold = 0.6\nthreshhold = 0.2",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("threshhold"), "{e}");
+        // Without the file there are no predicted exceptions, and the rest still loads.
+        let files: Vec<(String, String)> = EMBEDDED
+            .iter()
+            .filter(|(n, _)| *n != "predictions.toml")
+            .map(|(n, c)| (n.to_string(), c.to_string()))
+            .collect();
+        assert!(Policy::from_files(&files).unwrap().predictions.is_none());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod intel;
+pub mod predictions;
 mod rows;
 
 use std::path::PathBuf;

@@ -99,6 +99,15 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(db: Db, orders: usize) -> TestServer {
+        Self::start_opts(db, orders, false).await
+    }
+
+    /// A server whose scans score the predictive models, trained on the demo's history.
+    pub async fn start_with_models(db: Db, orders: usize) -> TestServer {
+        Self::start_opts(db, orders, true).await
+    }
+
+    async fn start_opts(db: Db, orders: usize, models: bool) -> TestServer {
         let cfg = fresh(db).await;
         let store = Store::open(&cfg).await.unwrap();
         let policy = Arc::new(Policy::embedded().unwrap());
@@ -114,6 +123,13 @@ impl TestServer {
         let admin = identity::create_token(&store, &policy, "admin", "admin")
             .await
             .unwrap();
+        if models {
+            let snap = app.source.snapshot().await.unwrap();
+            let history = app.source.history().await.unwrap().unwrap();
+            let (trained, failed) = order_copilot::predict::train(&snap, &history, Utc::now());
+            assert!(failed.is_empty(), "{failed:?}");
+            app.set_models(trained);
+        }
         app.scan("system").await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
