@@ -16,6 +16,21 @@ fn from_us(us: i64) -> DateTime<Utc> {
 }
 
 impl App {
+    /// The latest scan, after checking a row limit (1..=100).
+    async fn scanned_with_limit(
+        &self,
+        limit: usize,
+    ) -> Result<std::sync::Arc<super::ScanState>, AppError> {
+        if !(1..=100).contains(&limit) {
+            return Err(AppError::BadRequest(
+                "limit must be between 1 and 100".into(),
+            ));
+        }
+        self.latest()
+            .await
+            .ok_or_else(|| AppError::Conflict("no scan has completed yet".into()))
+    }
+
     /// Every incident known: each stored case, and each resolved past exception of the
     /// latest snapshot (the history the source reports).
     pub async fn incidents(&self) -> Result<Vec<Incident>, AppError> {
@@ -88,15 +103,7 @@ impl App {
 
     /// Revenue and margin at risk this month, grouped.
     pub async fn at_risk(&self, by: RiskBy, limit: usize) -> Result<AtRisk, AppError> {
-        if !(1..=100).contains(&limit) {
-            return Err(AppError::BadRequest(
-                "limit must be between 1 and 100".into(),
-            ));
-        }
-        let state = self
-            .latest()
-            .await
-            .ok_or_else(|| AppError::Conflict("no scan has completed yet".into()))?;
+        let state = self.scanned_with_limit(limit).await?;
         let links = Links::new(&state.snapshot);
         Ok(intel::at_risk(
             &state.result.exceptions,
@@ -144,15 +151,7 @@ impl App {
         &self,
         limit: usize,
     ) -> Result<Vec<intel::ChangePattern>, AppError> {
-        if !(1..=100).contains(&limit) {
-            return Err(AppError::BadRequest(
-                "limit must be between 1 and 100".into(),
-            ));
-        }
-        let state = self
-            .latest()
-            .await
-            .ok_or_else(|| AppError::Conflict("no scan has completed yet".into()))?;
+        let state = self.scanned_with_limit(limit).await?;
         let history = self
             .source
             .history()

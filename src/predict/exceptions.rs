@@ -63,6 +63,25 @@ pub fn describe(f: &Factor) -> String {
     }
 }
 
+/// Ask the supplier of a purchase line to expedite it.
+fn expedite(
+    ctx: &Context,
+    b: &crate::domain::InboundLine,
+    supplier: &str,
+    summary: String,
+) -> crate::core::Recommendation {
+    rec(
+        ctx,
+        Action::ExpeditePurchase {
+            po_ref: b.po_ref.clone(),
+            line: b.id,
+            supplier: supplier.to_string(),
+        },
+        summary,
+        vec!["expedited freight costs more".to_string()],
+    )
+}
+
 fn model_ref(m: &TrainedModel) -> String {
     format!("models/{}@{}", m.kind.as_str(), m.version)
 }
@@ -240,18 +259,14 @@ fn late_line(
         b.product == l.product && b.warehouse == o.warehouse && b.open_qty() > Decimal::ZERO
     }) && let Some(sup) = s.suppliers.get(b.supplier as usize)
     {
-        e.recommendations.push(rec(
+        e.recommendations.push(expedite(
             ctx,
-            Action::ExpeditePurchase {
-                po_ref: b.po_ref.clone(),
-                line: b.id,
-                supplier: sup.name.clone(),
-            },
+            b,
+            &sup.name,
             format!(
                 "Ask {} to expedite {} before it is needed",
                 sup.name, b.po_ref
             ),
-            vec!["expedited freight costs more".to_string()],
         ));
     }
     e.recommendations.push(rec(
@@ -335,18 +350,14 @@ fn supplier_line(
     e.line_id = Some(b.id);
     e.related_orders = related;
     explain_into(ctx, &mut e, p, m, t, factors);
-    e.recommendations.push(rec(
+    e.recommendations.push(expedite(
         ctx,
-        Action::ExpeditePurchase {
-            po_ref: b.po_ref.clone(),
-            line: b.id,
-            supplier: sup.name.clone(),
-        },
+        b,
+        &sup.name,
         format!(
             "Confirm the date with {} now and ask to expedite {}",
             sup.name, b.po_ref
         ),
-        vec!["expedited freight costs more".to_string()],
     ));
     e.recommendations.push(rec(
         ctx,
