@@ -2,3 +2,4 @@
 //! the store and retrieval, through a language model or offline templates.
 
 pub mod model;
+pub mod openai;
