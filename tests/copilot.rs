@@ -564,3 +564,15 @@ async fn chat_api(db: Db) {
 }
 
 both!(chat_api);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typical_turn_fits_the_prompt_budget() {
+    let f = fixture().await;
+    let copilot = Copilot::offline(f.app.clone()).unwrap();
+    let (order, _) = order_with(&f.app, Kind::CreditHold).await;
+    let b = order_copilot::cli::copilot::prompt_budget(&copilot, &[order])
+        .await
+        .unwrap();
+    println!("prompt budget: {b}");
+    assert!(b["total"].as_u64().unwrap() < 2500, "{b}");
+}

@@ -63,6 +63,8 @@ pub enum Command {
     Audit(server::AuditCommand),
     /// Ask the copilot a question (demo data by default).
     Ask(copilot::AskArgs),
+    /// Run the copilot's eval cases and report accuracy, groundedness and boundary violations.
+    Eval(copilot::EvalArgs),
 }
 
 /// Where the data comes from.
@@ -119,6 +121,9 @@ pub enum BenchCommand {
     Queue(bench::BenchQueueArgs),
     /// Throughput of durable audit appends.
     Audit(bench::BenchAuditArgs),
+    /// Copilot server overhead per turn (200 concurrent conversations, instant fake model)
+    /// and the prompt budget of a typical turn.
+    Chat(copilot::BenchChatArgs),
 }
 
 /// `policy` subcommands.
@@ -163,10 +168,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Scan(a)) => bench::scan(&policy, a, out),
         Command::Bench(BenchCommand::Queue(a)) => bench::queue(policy, a, out),
         Command::Bench(BenchCommand::Audit(a)) => bench::audit(a, out),
+        Command::Bench(BenchCommand::Chat(a)) => copilot::bench_chat(policy, a, out),
         Command::Serve(a) => server::serve(policy, a, out),
         Command::Token(c) => server::token(policy, c, out),
         Command::Audit(c) => server::audit_cmd(c, out),
         Command::Ask(a) => copilot::ask(policy, a, out),
+        Command::Eval(a) => copilot::eval(policy, a, out),
         Command::Policy(PolicyCommand::Check) => {
             writeln!(
                 out,

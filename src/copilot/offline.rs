@@ -187,6 +187,10 @@ const KIND_WORDS: &[(&str, &[&str])] = &[
         &["price", "discount", "margin", "pricing"],
     ),
     (
+        "missing_documents",
+        &["document", "paperwork", "proof of delivery", "pod"],
+    ),
+    (
         "supplier_delay",
         &["supplier", "purchase order", "vendor", "inbound delay"],
     ),
@@ -199,10 +203,6 @@ const KIND_WORDS: &[(&str, &[&str])] = &[
             "delayed",
             "late",
         ],
-    ),
-    (
-        "missing_documents",
-        &["document", "paperwork", "proof of delivery", "pod"],
     ),
     (
         "repeated_changes",
@@ -367,6 +367,16 @@ fn date_in(message: &str) -> Option<String> {
 fn customer_in(snap: &Snapshot, m: &str, weak: bool) -> Option<String> {
     let mut strong: Vec<(String, &str)> = Vec::new();
     let mut weak_hits: Vec<String> = Vec::new();
+    // A full name, legal form included, is the strongest match.
+    let full: Vec<&str> = snap
+        .customers
+        .iter()
+        .filter(|c| word_in(m, &normalise(&c.name)))
+        .map(|c| c.name.as_str())
+        .collect();
+    if let Some(longest) = full.iter().max_by_key(|n| n.len()) {
+        return Some((*longest).to_string());
+    }
     for c in &snap.customers {
         let words: Vec<String> = normalise(&c.name).split(' ').map(str::to_string).collect();
         let core_len = words
@@ -464,7 +474,28 @@ pub fn understand(
             "use option",
         ])
     });
-    let drafting = wants(&[" draft", " write", " prepare", " compose"]);
+    let asks_policy = wants(&[
+        "policy",
+        "policies",
+        "who approves",
+        "who can approve",
+        "who may approve",
+        "who must approve",
+        "who has to approve",
+        "approval rule",
+        "threshold",
+        " rule",
+        "who owns",
+        "when does",
+        "allowed to",
+        "needs approval",
+        "need approval",
+        "expire",
+    ]);
+    let drafting = wants(&[" draft", " write", " prepare", " compose"])
+        && wants(&[
+            "update", "message", "mail", "letter", "note", "package", "review", "escalat", "reply",
+        ]);
     let sending = wants(&[
         " send",
         " email ",
@@ -486,10 +517,10 @@ pub fn understand(
     } else if wants(&["release"])
         && wants(&["hold", "credit", " it", "order", " s0", " s1"])
         && !drafting
-        && !wants(&["who ", "policy"])
+        && !asks_policy
     {
         Intent::Act(ActRequest::ReleaseCredit)
-    } else if sending && !drafting {
+    } else if sending && !drafting && !asks_policy {
         Intent::Act(ActRequest::Contact)
     } else if wants(&[
         "reschedule",
@@ -497,11 +528,11 @@ pub fn understand(
         "change the promised date",
         "move the date",
         "new promised date",
-    ]) && !wants(&["who ", "policy"])
+    ]) && !asks_policy
     {
         Intent::Act(ActRequest::Reschedule(date_in(message).unwrap_or_default()))
     } else if let Some(a) =
-        named_action.filter(|_| !wants(&["who ", "policy", "similar", "why", "option"]))
+        named_action.filter(|_| !asks_policy && !wants(&["similar", "why", "option"]))
     {
         Intent::Act(ActRequest::Named(a))
     } else if wants(&[
@@ -528,23 +559,7 @@ pub fn understand(
         ])
     {
         Intent::DraftUpdate
-    } else if wants(&[
-        "policy",
-        "policies",
-        "who approves",
-        "who can approve",
-        "who may approve",
-        "who must approve",
-        "who has to approve",
-        "approval rule",
-        "threshold",
-        " rule",
-        "who owns",
-        "allowed to",
-        "needs approval",
-        "need approval",
-        "expire",
-    ]) {
+    } else if asks_policy {
         Intent::Policy
     } else if wants(&[
         "similar",
@@ -594,18 +609,19 @@ pub fn understand(
         "payment",
         "pays",
         "paying",
-    ])) && !wants(&["why", "blocked", "which", "list"])
+    ])) && !wants(&["why", "blocked"])
+        && !is_question_about_lists
     {
         Intent::Credit
     } else if product.is_some()
-        || wants(&[
+        || (wants(&[
             "stock",
             "inventory",
             "inbound",
             "availab",
             "on hand",
             "in the warehouse",
-        ])
+        ]) && !is_question_about_lists)
     {
         Intent::Stock
     } else if !orders.is_empty() && !is_question_about_lists {
@@ -858,7 +874,7 @@ pub async fn answer(turn: &mut Turn<'_>, u: &Understanding) -> String {
             }
             None => turn.render(
                 "answer_problem.j2",
-                json!({"kind": "ambiguous", "message": "I need a product code (e.g. SKU-10023) or its name"}),
+                json!({"kind": "ambiguous", "message": "I need a product code (SKU-…) or its name"}),
             ),
         },
         Intent::Credit => {
@@ -1021,7 +1037,7 @@ async fn act(turn: &mut Turn<'_>, u: &Understanding, a: &ActRequest, order: &str
             )
             .await;
             format!(
-                "Which option should I request? Say e.g. \"request option 1 for {order}\".\n\n{options}"
+                "Which option should I request? Say \"request option <number> for {order}\".\n\n{options}"
             )
         }
     }

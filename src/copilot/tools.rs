@@ -710,6 +710,7 @@ async fn explain_order(env: &ToolEnv<'_>, a: OrderArgs) -> Result<ToolOutput, To
         "line_count": x.lines.len(),
         "short_lines": short,
         "exception_count": x.exceptions.len(),
+        "more_exceptions": x.exceptions.len().saturating_sub(exceptions.len()),
         "exceptions": exceptions,
         "owners": x.owners,
         "order_note": order_note(&env.state.snapshot, &x.order),
@@ -869,7 +870,7 @@ async fn list_exceptions(env: &ToolEnv<'_>, a: ListArgs) -> Result<ToolOutput, T
         ),
         count,
         sources,
-        data: json!({"total": count, "filters": filters, "rows": rows, "currency": snap.currency}),
+        data: json!({"total": count, "shown": rows.len(), "filters": filters, "rows": rows, "currency": snap.currency}),
         approval: None,
         retrieval: None,
     })
@@ -1751,7 +1752,21 @@ async fn request_action(env: &ToolEnv<'_>, a: RequestActionArgs) -> Result<ToolO
                 .find(|e| e.id == id)
                 .ok_or_else(|| ToolError::NotFound(format!("no active case {id}")))?
         }
-        (None, Some(o)) => case_for(&env.state, &check_ref("order", o)?, kind.as_deref())?,
+        // Without a kind, the options meant are those listed first: the highest-scored
+        // exception's (explain_order lists them in that order).
+        (None, Some(o)) => {
+            let o = check_ref("order", o)?;
+            match case_for(&env.state, &o, kind.as_deref()) {
+                Err(ToolError::Ambiguous(_)) => env
+                    .state
+                    .result
+                    .exceptions
+                    .iter()
+                    .find(|e| e.order_ref.eq_ignore_ascii_case(&o))
+                    .ok_or_else(|| ToolError::NotFound(format!("{o} has no active exception")))?,
+                other => other?,
+            }
+        }
         (None, None) => {
             return Err(ToolError::InvalidArguments(
                 "give a case_id or an order".into(),
@@ -1769,7 +1784,13 @@ async fn request_action(env: &ToolEnv<'_>, a: RequestActionArgs) -> Result<ToolO
             a.option
         ))
     })?;
-    let summary = rec.summary.clone();
+    let summary = format!(
+        "{} (option {} of the {} on {})",
+        rec.summary,
+        a.option,
+        kind_label(exception.kind.as_str()),
+        exception.order_ref
+    );
     let order = exception.order_ref.clone();
     let row = env
         .app
