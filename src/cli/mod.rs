@@ -8,6 +8,7 @@ mod bench;
 pub mod odoo;
 mod bench_predict;
 pub mod model;
+pub mod copilot;
 mod progress;
 pub mod server;
 mod table;
@@ -71,6 +72,10 @@ pub enum Command {
     Model(model::ModelCommand),
     /// Write the predictive-risk and operational-intelligence report as one HTML file.
     Report(server::ReportArgs),
+    /// Ask the copilot a question (demo data by default).
+    Ask(copilot::AskArgs),
+    /// Run the copilot's eval cases and report accuracy, groundedness and boundary violations.
+    Eval(copilot::EvalArgs),
 }
 
 /// Where the data comes from.
@@ -131,6 +136,9 @@ pub enum BenchCommand {
     Odoo(odoo::BenchOdooArgs),
     /// Train the predictive models on a year of history, then score every open line of N.
     Predict(bench_predict::BenchPredictArgs),
+    /// Copilot server overhead per turn (200 concurrent conversations, instant fake model)
+    /// and the prompt budget of a typical turn.
+    Chat(copilot::BenchChatArgs),
 }
 
 /// `policy` subcommands.
@@ -183,6 +191,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Audit(c) => server::audit_cmd(c, out),
         Command::Model(c) => model::run(&policy, c, out),
         Command::Report(a) => server::report(policy, a, out),
+        Command::Bench(BenchCommand::Chat(a)) => copilot::bench_chat(policy, a, out),
+        Command::Ask(a) => copilot::ask(policy, a, out),
+        Command::Eval(a) => copilot::eval(policy, a, out),
         Command::Policy(PolicyCommand::Check) => {
             writeln!(
                 out,

@@ -71,6 +71,8 @@ pub struct ServeArgs {
     pub scan_interval: u64,
     #[command(flatten)]
     pub odoo: super::odoo::OdooArgs,
+    #[command(flatten)]
+    pub llm: super::copilot::LlmArgs,
 }
 
 /// `token` subcommands.
@@ -164,6 +166,7 @@ pub fn serve(policy: Policy, a: ServeArgs, out: &mut dyn Write) -> anyhow::Resul
     if a.scan_interval == 0 {
         anyhow::bail!("--scan-interval must be at least 1 second");
     }
+    let model = a.llm.model()?;
     let rt = runtime()?;
     rt.block_on(async move {
         let store = a.storage.open().await?;
@@ -184,12 +187,14 @@ pub fn serve(policy: Policy, a: ServeArgs, out: &mut dyn Write) -> anyhow::Resul
             }
         };
         let (app, writer) = crate::app::start(store.clone(), Arc::new(policy), source, executor).await?;
+        let copilot = Arc::new(crate::copilot::Copilot::new(app.clone(), model, crate::copilot::CopilotConfig::default())?);
+        tracing::info!(mode = copilot.mode().as_str(), model = %copilot.model_name(), "copilot ready");
         let mut extra = axum::Router::new();
         // Held for the server's lifetime (the poller holds only a weak reference).
         let mut _bot = None;
         if let Some(bot_client) = a.odoo.connect_bot().await? {
             let cfg = a.odoo.odoo_config()?;
-            let answerer = Arc::new(crate::odoo::bot::ExplainAnswerer::new(app.clone()));
+            let answerer = Arc::new(crate::odoo::bot::CopilotAnswerer::new(copilot.clone()));
             let bot = crate::odoo::bot::Bot::start(Arc::new(bot_client), cfg.bot, answerer).await?;
             match std::env::var("ODOO_WEBHOOK_SECRET").ok().filter(|s| s.len() >= 16) {
                 Some(secret) => {
@@ -221,7 +226,7 @@ pub fn serve(policy: Policy, a: ServeArgs, out: &mut dyn Write) -> anyhow::Resul
         writeln!(out, "order-copilot listening on http://{local}")?;
         out.flush()?;
 
-        http::run_with(app, writer, listener, Duration::from_secs(a.scan_interval), extra, shutdown_signal()).await?;
+        http::run_with(app, copilot, writer, listener, Duration::from_secs(a.scan_interval), extra, shutdown_signal()).await?;
         store.close().await;
         Ok(ExitCode::SUCCESS)
     })

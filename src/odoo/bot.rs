@@ -46,10 +46,45 @@ pub struct Question {
     pub author: String,
 }
 
-/// Produces the answer (HTML) to a question. The copilot implements this later.
+/// Produces the answer (HTML) to a question: [`CopilotAnswerer`] in the server,
+/// [`ExplainAnswerer`] where no copilot runs.
 pub trait Answerer: Send + Sync {
     /// Answer; errors are rendered into the answer by the implementation.
     fn answer<'a>(&'a self, q: &'a Question) -> BoxFuture<'a, String>;
+}
+
+/// Answers through the copilot (offline templates or a model, with the same tools and
+/// approval boundary as the web chat), as the author's mapped role; authors without a
+/// mapped role ask as `viewer`, who may read and chat but request nothing.
+pub struct CopilotAnswerer {
+    copilot: Arc<crate::copilot::Copilot>,
+}
+
+impl CopilotAnswerer {
+    /// Over a running copilot.
+    pub fn new(copilot: Arc<crate::copilot::Copilot>) -> CopilotAnswerer {
+        CopilotAnswerer { copilot }
+    }
+}
+
+impl Answerer for CopilotAnswerer {
+    fn answer<'a>(&'a self, q: &'a Question) -> BoxFuture<'a, String> {
+        Box::pin(async move {
+            let user = crate::app::identity::User {
+                name: format!("odoo:{}", q.author.chars().take(64).collect::<String>()),
+                role: q.role.clone().unwrap_or_else(|| "viewer".to_string()),
+            };
+            let req = crate::copilot::ChatRequest {
+                message: q.text.chars().take(4000).collect(),
+                conversation_id: None,
+                order: q.order.clone(),
+            };
+            match self.copilot.answer(&user, req).await {
+                Ok(turn) => text_to_html(&turn.answer),
+                Err(e) => text_to_html(&format!("I could not answer that: {e}")),
+            }
+        })
+    }
 }
 
 /// Answers from the core's explanation of the order.

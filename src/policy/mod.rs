@@ -28,6 +28,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "approvals.toml",
         include_str!("../../policies/approvals.toml"),
     ),
+    (
+        "data_access.toml",
+        include_str!("../../policies/data_access.toml"),
+    ),
     ("roles.toml", include_str!("../../policies/roles.toml")),
     ("routing.toml", include_str!("../../policies/routing.toml")),
     (
@@ -359,6 +363,7 @@ struct RawFile {
     approvals: Option<BTreeMap<String, ApprovalRule>>,
     rules: Option<Vec<RawRule>>,
     predictions: Option<Predictions>,
+    data_access: Option<BTreeMap<String, DataAccessRule>>,
 }
 
 /// When a prediction becomes a predicted exception.
@@ -383,6 +388,21 @@ pub struct Predictions {
     pub order_change: PredictionRule,
 }
 
+/// Which data classes may be sent to one kind of model provider (`data_access.toml`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataAccessRule {
+    /// Data classes allowed (from [`DATA_CLASSES`]); everything else is redacted.
+    pub allow: Vec<String>,
+}
+
+/// Data classes the data-access policy can allow: personal contact data, credit and
+/// payment data, costs and margins.
+pub const DATA_CLASSES: &[&str] = &["personal_contact", "credit_payment", "costs_margins"];
+
+/// Model providers the data-access policy names.
+pub const PROVIDERS: &[&str] = &["local", "external"];
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRoles {
@@ -397,6 +417,7 @@ pub const PERMISSIONS: &[&str] = &[
     "request_actions",
     "read_audit",
     "run_scan",
+    "chat",
 ];
 
 /// A loaded, validated policy.
@@ -422,6 +443,9 @@ pub struct Policy {
     pub rules: Vec<CustomRule>,
     /// Prediction thresholds; `None` when no file defines them (no predicted exceptions).
     pub predictions: Option<Predictions>,
+    /// Data classes each model provider (`local`, `external`) may receive. A provider the
+    /// files do not name receives none.
+    pub data_access: BTreeMap<String, DataAccessRule>,
 }
 
 /// The built-in exception kinds that routing must cover.
@@ -503,6 +527,7 @@ impl Policy {
         let mut approvals: Option<(String, BTreeMap<String, ApprovalRule>)> = None;
         let mut raw_rules: Vec<(String, RawRule)> = Vec::new();
         let mut predictions: Option<(String, Predictions)> = None;
+        let mut data_access: Option<(String, BTreeMap<String, DataAccessRule>)> = None;
 
         fn once<T>(
             slot: &mut Option<(String, T)>,
@@ -542,6 +567,7 @@ impl Policy {
             once(&mut routing, file, "routing", raw.routing)?;
             once(&mut approvals, file, "approvals", raw.approvals)?;
             once(&mut predictions, file, "predictions", raw.predictions)?;
+            once(&mut data_access, file, "data_access", raw.data_access)?;
             for r in raw.rules.unwrap_or_default() {
                 raw_rules.push((file.clone(), r));
             }
@@ -790,6 +816,30 @@ impl Policy {
             }
         }
 
+        // Data access: known providers and data classes only.
+        let (da_file, data_access) = data_access.unwrap_or_default();
+        for (provider, rule) in &data_access {
+            if !PROVIDERS.contains(&provider.as_str()) {
+                return Err(invalid(
+                    &da_file,
+                    format!("data_access.{provider}"),
+                    format!("unknown provider (known: {})", PROVIDERS.join(", ")),
+                ));
+            }
+            for class in &rule.allow {
+                if !DATA_CLASSES.contains(&class.as_str()) {
+                    return Err(invalid(
+                        &da_file,
+                        format!("data_access.{provider}.allow"),
+                        format!(
+                            "unknown data class `{class}` (known: {})",
+                            DATA_CLASSES.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+
         // Custom rules.
         let schema = fields::schema();
         let mut rules = Vec::new();
@@ -875,6 +925,9 @@ impl Policy {
             sources.insert("predictions", file);
             p
         });
+        if !da_file.is_empty() {
+            sources.insert("data_access", da_file);
+        }
         Ok(Policy {
             version,
             sources,
@@ -886,7 +939,15 @@ impl Policy {
             approvals,
             rules,
             predictions,
+            data_access,
         })
+    }
+
+    /// Whether a model provider (`local` or `external`) may receive a data class.
+    pub fn allows_data(&self, provider: &str, class: &str) -> bool {
+        self.data_access
+            .get(provider)
+            .is_some_and(|r| r.allow.iter().any(|c| c == class))
     }
 
     /// Routing for a built-in kind.

@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod intel;
 pub mod predictions;
+mod chat;
 mod rows;
 
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
+pub use chat::{ConversationRow, TurnRow};
 pub use rows::*;
 
 /// What can go wrong in storage.

@@ -1,0 +1,422 @@
+//! `ask`: one question to the copilot from the command line, over the demo distributor
+//! by default; and the language-model selection shared with `serve` and `eval`.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use super::SourceArgs;
+use super::server::StorageArgs;
+use crate::app::User;
+use crate::app::source::DemoSource;
+use crate::copilot::model::Model;
+use crate::copilot::openai::{OpenAiConfig, OpenAiModel};
+use crate::copilot::{ChatEvent, ChatRequest, Copilot, CopilotConfig};
+use crate::policy::Policy;
+
+/// How the copilot answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LlmMode {
+    /// `openai` when `LLM_BASE_URL` is set, else `offline`.
+    Auto,
+    /// Deterministic intent routing and templates; no model.
+    Offline,
+    /// An OpenAI-compatible endpoint (`LLM_BASE_URL`, `LLM_MODEL`, `LLM_API_KEY`).
+    Openai,
+}
+
+/// Language-model selection.
+#[derive(Debug, Clone, Args)]
+pub struct LlmArgs {
+    /// How the copilot answers.
+    #[arg(long, env = "ORDER_COPILOT_LLM", value_enum, default_value_t = LlmMode::Auto)]
+    pub llm: LlmMode,
+}
+
+impl LlmArgs {
+    /// The model to use, or `None` for offline answers.
+    pub fn model(&self) -> anyhow::Result<Option<Arc<dyn Model>>> {
+        let cfg = OpenAiConfig::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
+        match (self.llm, cfg) {
+            (LlmMode::Offline, _) | (LlmMode::Auto, None) => Ok(None),
+            (LlmMode::Openai, None) => anyhow::bail!(
+                "--llm openai needs LLM_BASE_URL and LLM_MODEL (and LLM_API_KEY for hosted services)"
+            ),
+            (_, Some(cfg)) => {
+                let model = OpenAiModel::new(cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok(Some(Arc::new(model)))
+            }
+        }
+    }
+}
+
+/// `ask` arguments.
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    /// The question, e.g. "why is S00042 blocked?".
+    pub message: String,
+    /// Ask as a user of this role.
+    #[arg(long = "as", default_value = "service_rep", value_name = "ROLE")]
+    pub role: String,
+    /// The order you have open (used when the question names none).
+    #[arg(long)]
+    pub order: Option<String>,
+    /// Continue this conversation.
+    #[arg(long)]
+    pub conversation: Option<String>,
+    /// Print the whole turn (answer, tool calls, events) as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub llm: LlmArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// Run `ask`.
+pub fn ask(policy: Policy, a: AskArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    if !policy.roles.iter().any(|r| r == &a.role) {
+        anyhow::bail!(
+            "unknown role `{}` (known roles: {})",
+            a.role,
+            policy.roles.join(", ")
+        );
+    }
+    let model = a.llm.model()?;
+    let snap = super::load_source(&a.source)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let store = a.storage.open().await?;
+        let demo = Arc::new(DemoSource::from_snapshot(snap));
+        let (app, writer) =
+            crate::app::start(store.clone(), Arc::new(policy), demo.clone(), demo).await?;
+        app.scan("cli").await?;
+        let copilot = Copilot::new(app.clone(), model, CopilotConfig::default())?;
+        let user = User {
+            name: format!("cli-{}", a.role),
+            role: a.role.clone(),
+        };
+        let turn = copilot
+            .answer(
+                &user,
+                ChatRequest {
+                    message: a.message.clone(),
+                    conversation_id: a.conversation.clone(),
+                    order: a.order.clone(),
+                },
+            )
+            .await;
+        writer.finish().await;
+        store.close().await;
+        let turn = turn?;
+        if a.json {
+            serde_json::to_writer_pretty(&mut *out, &turn)?;
+            writeln!(out)?;
+        } else {
+            for e in &turn.events {
+                if let ChatEvent::Notice { message } = e {
+                    writeln!(out, "note: {message}")?;
+                }
+            }
+            writeln!(out, "{}", turn.answer.trim_end())?;
+            if !turn.citations.is_empty() {
+                let refs: Vec<&str> = turn
+                    .citations
+                    .iter()
+                    .map(|s| s.reference.as_str())
+                    .collect();
+                writeln!(out, "\nsources: {}", refs.join(", "))?;
+            }
+            writeln!(
+                out,
+                "conversation {} ({}{})",
+                turn.conversation_id,
+                turn.mode.as_str(),
+                if turn.fallback {
+                    ", fell back to offline"
+                } else {
+                    ""
+                }
+            )?;
+        }
+        Ok(match turn.error {
+            Some(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+            None => ExitCode::SUCCESS,
+        })
+    })
+}
+
+/// `eval` arguments.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub llm: LlmArgs,
+    /// Print the report as JSON (with every turn) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// A cases file instead of the built-in `evals/cases.toml`.
+    #[arg(long, value_name = "FILE")]
+    pub cases: Option<std::path::PathBuf>,
+    /// Open orders in the demo the cases run against.
+    #[arg(long, default_value_t = crate::demo::DemoConfig::DEFAULT_ORDERS)]
+    pub orders: usize,
+}
+
+/// A throwaway SQLite store in the temp directory.
+pub(super) async fn temp_store(
+    prefix: &str,
+) -> anyhow::Result<(crate::store::Store, std::path::PathBuf)> {
+    let dir = std::env::temp_dir().join(format!(
+        "order-copilot-{prefix}-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    ));
+    let store = crate::store::Store::open(&crate::store::StoreConfig {
+        database_url: None,
+        data_dir: dir.clone(),
+    })
+    .await?;
+    Ok((store, dir))
+}
+
+/// Run `eval`.
+pub fn eval(policy: Policy, a: EvalArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    use crate::copilot::eval;
+    let text = match &a.cases {
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?
+        }
+        None => eval::CASES.to_string(),
+    };
+    let cases = eval::parse(&text).map_err(|e| anyhow::anyhow!("eval cases: {e}"))?;
+    if a.orders == 0 || a.orders > 100_000 {
+        anyhow::bail!("--orders must be between 1 and 100,000");
+    }
+    let model = a.llm.model()?;
+    if a.llm.llm == LlmMode::Openai && model.is_none() {
+        anyhow::bail!("--llm openai needs LLM_BASE_URL and LLM_MODEL");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let (store, dir) = temp_store("eval").await?;
+        let world = eval::world(&cases, store.clone(), Arc::new(policy), a.orders)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let copilot = Copilot::new(world.app.clone(), model, CopilotConfig::default())?;
+        let report = eval::run(&world, &copilot, &cases).await;
+        let eval::EvalWorld { writer, .. } = world;
+        writer.finish().await;
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        if a.json {
+            serde_json::to_writer_pretty(&mut *out, &report)?;
+            writeln!(out)?;
+        } else {
+            write!(out, "{}", eval::table(&report))?;
+        }
+        Ok(if report.boundary_violations == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    })
+}
+
+/// `bench chat` arguments.
+#[derive(Debug, Args)]
+pub struct BenchChatArgs {
+    /// Concurrent conversations.
+    #[arg(long, default_value_t = 200)]
+    pub conversations: usize,
+    /// Turns per conversation.
+    #[arg(long, default_value_t = 5)]
+    pub turns: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run `bench chat`: server overhead per turn against an instant fake model, and the
+/// prompt budget of a typical turn.
+pub fn bench_chat(
+    policy: Policy,
+    a: BenchChatArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    use crate::copilot::fake::FakeInstantModel;
+    use std::time::Instant;
+    if a.conversations == 0 || a.conversations > 10_000 || a.turns == 0 || a.turns > 100 {
+        anyhow::bail!("--conversations must be 1..=10000 and --turns 1..=100");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let (store, dir) = temp_store("bench-chat").await?;
+        let demo = Arc::new(DemoSource::new(&crate::demo::DemoConfig {
+            seed: 42,
+            orders: crate::demo::DemoConfig::DEFAULT_ORDERS,
+            now: chrono::Utc::now(),
+        }));
+        let (app, writer) =
+            crate::app::start(store.clone(), Arc::new(policy), demo.clone(), demo).await?;
+        app.scan("bench").await?;
+        let state = app.latest().await.ok_or_else(|| anyhow::anyhow!("no scan"))?;
+        let orders: Vec<String> = state
+            .result
+            .exceptions
+            .iter()
+            .filter(|e| e.order_ref.starts_with('S'))
+            .map(|e| e.order_ref.clone())
+            .take(500)
+            .collect();
+        let copilot = Arc::new(Copilot::new(
+            app.clone(),
+            Some(Arc::new(FakeInstantModel)),
+            CopilotConfig::default(),
+        )?);
+        let budget = prompt_budget(&copilot, &orders).await?;
+        let started = Instant::now();
+        let mut tasks = Vec::with_capacity(a.conversations);
+        for c in 0..a.conversations {
+            let copilot = copilot.clone();
+            let orders = orders.clone();
+            let turns = a.turns;
+            tasks.push(tokio::spawn(async move {
+                let user = User {
+                    name: format!("bench-{c}"),
+                    role: "service_rep".into(),
+                };
+                let mut conversation = None;
+                let mut overhead = Vec::with_capacity(turns);
+                for t in 0..turns {
+                    let order = &orders[(c * turns + t) % orders.len().max(1)];
+                    let turn = copilot
+                        .answer(
+                            &user,
+                            ChatRequest {
+                                message: format!("why is {order} blocked?"),
+                                conversation_id: conversation.clone(),
+                                order: None,
+                            },
+                        )
+                        .await?;
+                    conversation = Some(turn.conversation_id.clone());
+                    overhead.push(turn.ms - turn.model_ms);
+                }
+                Ok::<_, crate::app::AppError>(overhead)
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await??);
+        }
+        let wall = started.elapsed().as_secs_f64();
+        writer.finish().await;
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        all.sort_by(f64::total_cmp);
+        let at = |p: f64| all[((all.len() as f64 - 1.0) * p).round() as usize];
+        let report = serde_json::json!({
+            "conversations": a.conversations, "turns": all.len(),
+            "overhead_ms": {"p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": at(1.0)},
+            "turns_per_second": all.len() as f64 / wall.max(1e-9),
+            "prompt_budget_tokens": budget,
+        });
+        if a.json {
+            writeln!(out, "{report}")?;
+        } else {
+            writeln!(
+                out,
+                "{} turns in {} concurrent conversations ({:.0} turns/s): server overhead per turn p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms (target p99 < 10 ms)",
+                all.len(), a.conversations, all.len() as f64 / wall.max(1e-9), at(0.5), at(0.9), at(0.99), at(1.0)
+            )?;
+            writeln!(
+                out,
+                "prompt budget of a typical turn: {} tokens estimated (system {}, tool schemas {}, context {}; target < 2,500)",
+                budget["total"], budget["system"], budget["tools"], budget["context"]
+            )?;
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Estimated tokens (4 characters each) of a typical turn's prompt: the system prompt, the
+/// tool schemas, and the context (question, tool call and result for one order).
+pub async fn prompt_budget(
+    copilot: &Copilot,
+    orders: &[String],
+) -> anyhow::Result<serde_json::Value> {
+    use crate::copilot::fake::{FakeScriptedModel, Step, calls, text};
+    let order = orders
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no order with an exception"))?;
+    let model = Arc::new(FakeScriptedModel::new(vec![
+        Step::Output(calls(&[(
+            "c1",
+            "explain_order",
+            &format!("{{\"order\":\"{order}\"}}"),
+        )])),
+        Step::Output(text("ok")),
+    ]));
+    let probe = Copilot::new(
+        copilot.app().clone(),
+        Some(model.clone()),
+        CopilotConfig::default(),
+    )?;
+    let user = User {
+        name: "budget".into(),
+        role: "service_rep".into(),
+    };
+    probe
+        .answer(
+            &user,
+            ChatRequest {
+                message: format!("Why is {order} blocked and what are my options?"),
+                ..ChatRequest::default()
+            },
+        )
+        .await?;
+    let reqs = model.requests();
+    let last = reqs
+        .last()
+        .ok_or_else(|| anyhow::anyhow!("the probe sent no request"))?;
+    let est = |s: &str| s.chars().count().div_ceil(4);
+    let system: usize = last
+        .messages
+        .iter()
+        .filter(|m| m.role == crate::copilot::model::Role::System)
+        .map(|m| est(&m.content))
+        .sum();
+    let context: usize = last
+        .messages
+        .iter()
+        .filter(|m| m.role != crate::copilot::model::Role::System)
+        .map(|m| {
+            est(&m.content)
+                + m.tool_calls
+                    .iter()
+                    .map(|c| est(&c.name) + est(&c.arguments))
+                    .sum::<usize>()
+        })
+        .sum();
+    let tools = est(&serde_json::to_string(&last.tools)?);
+    Ok(
+        serde_json::json!({"system": system, "tools": tools, "context": context, "total": system + tools + context}),
+    )
+}
