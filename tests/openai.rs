@@ -123,6 +123,8 @@ enum Reply {
     Status(u16, Vec<(&'static str, String)>, String),
     /// The first `n` bytes of a recorded answer, then the connection ends.
     Truncated(Box<Fixture>, usize),
+    /// A 200 event stream: the first `n` bytes of a recording, then `tail`.
+    Spliced(Box<Fixture>, usize, String),
     /// Never answers.
     Hang,
 }
@@ -231,6 +233,12 @@ async fn fake_handler(
                 r = r.header(k, v);
             }
             r.body(Body::from(body)).unwrap()
+        }
+        Some(Reply::Spliced(f, n, tail)) => {
+            let mut bytes = f.response.into_bytes();
+            bytes.truncate(n);
+            bytes.extend_from_slice(tail.as_bytes());
+            respond(200, "text/event-stream", dribble(bytes))
         }
         Some(Reply::Hang) => std::future::pending().await,
         None => respond(
@@ -457,6 +465,12 @@ async fn parallel_tool_calls_are_kept_apart_by_index() {
 // ---------------------------------------------------------------------------------------
 // Error paths
 
+/// Where the chunk that carries the finish reason starts in a recorded text answer.
+fn before_finish(f: &Fixture) -> usize {
+    let finish_at = f.response.find(r#""finish_reason":"stop""#).unwrap();
+    f.response[..finish_at].rfind("data: ").unwrap()
+}
+
 fn quick_retries() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 3,
@@ -636,9 +650,7 @@ async fn a_silent_server_is_a_timeout_at_the_requests_deadline() {
 #[tokio::test]
 async fn a_stream_cut_before_the_finish_is_transient_and_not_retried() {
     let f = load("tool_result");
-    // cut just before the chunk that carries the finish reason
-    let finish_at = f.response.find(r#""finish_reason":"stop""#).unwrap();
-    let cut = f.response[..finish_at].rfind("data: ").unwrap();
+    let cut = before_finish(&f);
     let fake = Fake::start(vec![Reply::Truncated(Box::new(f.clone()), cut)]).await;
     let model = scripted_model(&fake.base_url(), quick_retries());
     let (out, deltas) = complete(&model, &f.input).await;
@@ -649,6 +661,40 @@ async fn a_stream_cut_before_the_finish_is_transient_and_not_retried() {
         1,
         "an answer that started is never replayed"
     );
+}
+
+/// Servers report failures after the answer started as an error object in the stream
+/// (OpenAI and llama.cpp both use `data: {"error": …}`).
+#[tokio::test]
+async fn an_error_event_mid_stream_is_classified() {
+    let f = load("tool_result");
+    let cut = before_finish(&f);
+    let failed =
+        r#"data: {"error":{"code":500,"message":"slot unavailable","type":"server_error"}}"#;
+    let overflow = r#"data: {"error":{"code":400,"message":"context size exceeded","type":"exceed_context_size_error"}}"#;
+    for (tail, transient) in [(failed, true), (overflow, false)] {
+        let fake = Fake::start(vec![Reply::Spliced(
+            Box::new(f.clone()),
+            cut,
+            format!("{tail}\n\n"),
+        )])
+        .await;
+        let model = scripted_model(&fake.base_url(), quick_retries());
+        let (out, deltas) = complete(&model, &f.input).await;
+        assert!(!deltas.is_empty());
+        if transient {
+            assert!(
+                matches!(&out, Err(ModelError::Transient(m)) if m.contains("slot unavailable")),
+                "{out:?}"
+            );
+        } else {
+            assert!(
+                matches!(&out, Err(ModelError::ContextTooLong(_))),
+                "{out:?}"
+            );
+        }
+        assert_eq!(fake.requests(), 1);
+    }
 }
 
 #[tokio::test]
