@@ -8,6 +8,7 @@
 //! by the caller.
 
 pub mod audit;
+mod chat;
 mod rows;
 
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
+pub use chat::{ConversationRow, TurnRow};
 pub use rows::*;
 
 /// What can go wrong in storage.
