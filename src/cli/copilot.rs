@@ -34,20 +34,41 @@ pub struct LlmArgs {
     /// How the copilot answers.
     #[arg(long, env = "ORDER_COPILOT_LLM", value_enum, default_value_t = LlmMode::Auto)]
     pub llm: LlmMode,
+    /// Seconds a turn may spend on the model before answering offline (a small local
+    /// model on a busy CPU needs minutes).
+    #[arg(long, env = "ORDER_COPILOT_TURN_BUDGET", default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub turn_budget: u64,
 }
 
 impl LlmArgs {
+    /// The engine's configuration: the defaults with this turn budget.
+    pub fn copilot_config(&self) -> CopilotConfig {
+        CopilotConfig {
+            turn_budget: std::time::Duration::from_secs(self.turn_budget),
+            ..CopilotConfig::default()
+        }
+    }
+
     /// The model to use, or `None` for offline answers.
     pub fn model(&self) -> anyhow::Result<Option<Arc<dyn Model>>> {
-        let cfg = OpenAiConfig::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
-        match (self.llm, cfg) {
-            (LlmMode::Offline, _) | (LlmMode::Auto, None) => Ok(None),
-            (LlmMode::Openai, None) => anyhow::bail!(
-                "--llm openai needs LLM_BASE_URL and LLM_MODEL (and LLM_API_KEY for hosted services)"
-            ),
+        if self.llm == LlmMode::Offline {
+            return Ok(None);
+        }
+        match (self.llm, OpenAiConfig::from_env()?) {
+            (LlmMode::Openai, None) => {
+                anyhow::bail!(
+                    "--llm openai needs LLM_BASE_URL (and LLM_MODEL, optionally LLM_API_KEY)"
+                )
+            }
+            (_, None) => Ok(None),
             (_, Some(cfg)) => {
-                let model = OpenAiModel::new(cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
-                Ok(Some(Arc::new(model)))
+                tracing::info!(
+                    base_url = %cfg.base_url,
+                    model = %cfg.model,
+                    provider = ?cfg.provider,
+                    "copilot answers through an OpenAI-compatible model"
+                );
+                Ok(Some(Arc::new(OpenAiModel::new(cfg)?)))
             }
         }
     }
@@ -99,7 +120,7 @@ pub fn ask(policy: Policy, a: AskArgs, out: &mut dyn Write) -> anyhow::Result<Ex
         let (app, writer) =
             crate::app::start(store.clone(), Arc::new(policy), demo.clone(), demo).await?;
         app.scan("cli").await?;
-        let copilot = Copilot::new(app.clone(), model, CopilotConfig::default())?;
+        let copilot = Copilot::new(app.clone(), model, a.llm.copilot_config())?;
         let user = User {
             name: format!("cli-{}", a.role),
             role: a.role.clone(),

@@ -187,7 +187,7 @@ pub fn serve(policy: Policy, a: ServeArgs, out: &mut dyn Write) -> anyhow::Resul
             }
         };
         let (app, writer) = crate::app::start(store.clone(), Arc::new(policy), source, executor).await?;
-        let copilot = Arc::new(crate::copilot::Copilot::new(app.clone(), model, crate::copilot::CopilotConfig::default())?);
+        let copilot = Arc::new(crate::copilot::Copilot::new(app.clone(), model, a.llm.copilot_config())?);
         tracing::info!(mode = copilot.mode().as_str(), model = %copilot.model_name(), "copilot ready");
         let mut extra = axum::Router::new();
         // Held for the server's lifetime (the poller holds only a weak reference).

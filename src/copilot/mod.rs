@@ -1,8 +1,8 @@
 //! The copilot: answers questions about orders and exceptions with tools over the core,
 //! the store and retrieval, through a language model or offline templates.
 //!
-//! - [`model`] — the one interface to a language model; [`openai`] implements it for any
-//!   OpenAI-compatible endpoint.
+//! - [`model`] — the one interface to a language model.
+//! - [`openai`] — [`model::Model`] over any OpenAI-compatible endpoint (async-openai).
 //! - [`tools`] — typed tools (JSON Schema from their Rust argument types) in three risk
 //!   classes; act tools only ever create approval requests.
 //! - [`engine`] — [`Copilot`]: one turn = a stream of [`ChatEvent`]s, answered by a model
