@@ -253,7 +253,8 @@ pub(super) fn queue(
         let (app, writer) = crate::app::start(store.clone(), policy.clone(), demo_src.clone(), demo_src).await?;
         app.scan("bench").await?;
         let token = crate::app::identity::create_token(&store, &policy, "bench", "planner").await?;
-        let state = crate::http::AppState { app: app.clone(), metrics: Arc::new(crate::http::Metrics::default()) };
+        let copilot = Arc::new(crate::copilot::Copilot::offline(app.clone())?);
+        let state = crate::http::AppState::new(app.clone(), copilot);
         let router = crate::http::router(state);
         let paths = [
             "/api/exceptions?limit=50",

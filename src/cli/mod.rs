@@ -5,6 +5,7 @@
 //! tables and JSON. Errors are printed once, as `error: …`, with a non-zero exit code.
 
 mod bench;
+pub mod copilot;
 mod progress;
 pub mod server;
 mod table;
@@ -60,6 +61,8 @@ pub enum Command {
     /// Verify or export the audit log.
     #[command(subcommand)]
     Audit(server::AuditCommand),
+    /// Ask the copilot a question (demo data by default).
+    Ask(copilot::AskArgs),
 }
 
 /// Where the data comes from.
@@ -163,6 +166,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => server::serve(policy, a, out),
         Command::Token(c) => server::token(policy, c, out),
         Command::Audit(c) => server::audit_cmd(c, out),
+        Command::Ask(a) => copilot::ask(policy, a, out),
         Command::Policy(PolicyCommand::Check) => {
             writeln!(
                 out,

@@ -67,6 +67,8 @@ pub struct ServeArgs {
     /// Seconds between scans of the source.
     #[arg(long, env = "ORDER_COPILOT_SCAN_INTERVAL", default_value_t = 300)]
     pub scan_interval: u64,
+    #[command(flatten)]
+    pub llm: super::copilot::LlmArgs,
 }
 
 /// `token` subcommands.
@@ -160,6 +162,7 @@ pub fn serve(policy: Policy, a: ServeArgs, out: &mut dyn Write) -> anyhow::Resul
     if a.scan_interval == 0 {
         anyhow::bail!("--scan-interval must be at least 1 second");
     }
+    let model = a.llm.model()?;
     let rt = runtime()?;
     rt.block_on(async move {
         let store = a.storage.open().await?;
@@ -185,7 +188,9 @@ pub fn serve(policy: Policy, a: ServeArgs, out: &mut dyn Write) -> anyhow::Resul
         writeln!(out, "order-copilot listening on http://{local}")?;
         out.flush()?;
 
-        http::run(app, writer, listener, Duration::from_secs(a.scan_interval), shutdown_signal()).await?;
+        let copilot = crate::copilot::Copilot::new(app.clone(), model, crate::copilot::CopilotConfig::default())?;
+        tracing::info!(mode = copilot.mode().as_str(), model = %copilot.model_name(), "copilot ready");
+        http::run_with(app, Arc::new(copilot), writer, listener, Duration::from_secs(a.scan_interval), shutdown_signal()).await?;
         store.close().await;
         Ok(ExitCode::SUCCESS)
     })

@@ -8,6 +8,7 @@
 //! [`ROUTES`] is the single list that builds the OpenAPI document; a test checks every
 //! route answers.
 
+mod chat;
 pub mod error;
 mod handlers;
 mod metrics;
@@ -29,6 +30,7 @@ use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument;
 
 use crate::app::{App, User};
+use crate::copilot::Copilot;
 use error::{ApiError, REQUEST_ID};
 pub use metrics::Metrics;
 
@@ -44,6 +46,19 @@ pub struct AppState {
     pub app: Arc<App>,
     /// Request metrics.
     pub metrics: Arc<Metrics>,
+    /// The copilot behind `/api/chat`.
+    pub copilot: Arc<Copilot>,
+}
+
+impl AppState {
+    /// State over an app and its copilot, with fresh metrics.
+    pub fn new(app: Arc<App>, copilot: Arc<Copilot>) -> AppState {
+        AppState {
+            app,
+            metrics: Arc::new(Metrics::default()),
+            copilot,
+        }
+    }
 }
 
 /// One documented route: method, path (axum syntax), summary, whether it needs a token.
@@ -176,6 +191,18 @@ pub const ROUTES: &[RouteDoc] = &[
     },
     RouteDoc {
         method: "post",
+        path: "/api/chat",
+        summary: "Ask the copilot; the answer streams as Server-Sent Events (conversation, retrieving, tool_call, tool_result, text_delta, approval_requested, notice, done, error). Body: message, conversation_id, order",
+        auth: true,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/conversations/{id}",
+        summary: "A copilot conversation with its turns and their events (owner only)",
+        auth: true,
+    },
+    RouteDoc {
+        method: "post",
         path: "/api/scan",
         summary: "Scan the source now",
         auth: true,
@@ -230,6 +257,8 @@ pub fn router(state: AppState) -> Router {
         .route("/audit", get(handlers::audit_search))
         .route("/audit/verify", get(handlers::audit_verify))
         .route("/orders/{order}/explain", get(handlers::explain))
+        .route("/chat", post(chat::chat))
+        .route("/conversations/{id}", get(chat::conversation))
         .route("/scan", post(handlers::scan))
         .route("/status", get(handlers::status))
         .route("/intelligence/trends", get(handlers::intel_trends))
@@ -339,11 +368,32 @@ async fn authenticate(
     }
 }
 
+/// [`run_with`] and an offline copilot.
+pub async fn run(
+    app: Arc<App>,
+    writer: crate::store::audit::AuditWriter,
+    listener: tokio::net::TcpListener,
+    scan_every: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let copilot = Copilot::offline(app.clone()).map_err(std::io::Error::other)?;
+    run_with(
+        app,
+        Arc::new(copilot),
+        writer,
+        listener,
+        scan_every,
+        shutdown,
+    )
+    .await
+}
+
 /// Run the server: scans on an interval, the API until `shutdown` resolves, then finish
 /// in-flight requests, stop scanning and flush the audit log before returning — nothing
 /// acknowledged is lost.
-pub async fn run(
+pub async fn run_with(
     app: Arc<App>,
+    copilot: Arc<Copilot>,
     writer: crate::store::audit::AuditWriter,
     listener: tokio::net::TcpListener,
     scan_every: Duration,
@@ -366,10 +416,7 @@ pub async fn run(
             }
         })
     };
-    let state = AppState {
-        app: app.clone(),
-        metrics: Arc::new(Metrics::default()),
-    };
+    let state = AppState::new(app.clone(), copilot);
     let served = serve(listener, state, shutdown).await;
     tracing::info!("shutting down: in-flight requests finished");
     let _ = stop_tx.send(true);

@@ -28,6 +28,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "approvals.toml",
         include_str!("../../policies/approvals.toml"),
     ),
+    (
+        "data_access.toml",
+        include_str!("../../policies/data_access.toml"),
+    ),
     ("roles.toml", include_str!("../../policies/roles.toml")),
     ("routing.toml", include_str!("../../policies/routing.toml")),
     ("rules.toml", include_str!("../../policies/rules.toml")),
@@ -354,7 +358,23 @@ struct RawFile {
     routing: Option<BTreeMap<String, Route>>,
     approvals: Option<BTreeMap<String, ApprovalRule>>,
     rules: Option<Vec<RawRule>>,
+    data_access: Option<BTreeMap<String, DataAccessRule>>,
 }
+
+/// Which data classes may be sent to one kind of model provider (`data_access.toml`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataAccessRule {
+    /// Data classes allowed (from [`DATA_CLASSES`]); everything else is redacted.
+    pub allow: Vec<String>,
+}
+
+/// Data classes the data-access policy can allow: personal contact data, credit and
+/// payment data, costs and margins.
+pub const DATA_CLASSES: &[&str] = &["personal_contact", "credit_payment", "costs_margins"];
+
+/// Model providers the data-access policy names.
+pub const PROVIDERS: &[&str] = &["local", "external"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -370,6 +390,7 @@ pub const PERMISSIONS: &[&str] = &[
     "request_actions",
     "read_audit",
     "run_scan",
+    "chat",
 ];
 
 /// A loaded, validated policy.
@@ -393,6 +414,9 @@ pub struct Policy {
     pub approvals: BTreeMap<String, ApprovalRule>,
     /// Custom rules.
     pub rules: Vec<CustomRule>,
+    /// Data classes each model provider (`local`, `external`) may receive. A provider the
+    /// files do not name receives none.
+    pub data_access: BTreeMap<String, DataAccessRule>,
 }
 
 /// The built-in exception kinds that routing must cover.
@@ -473,6 +497,7 @@ impl Policy {
         let mut routing: Option<(String, BTreeMap<String, Route>)> = None;
         let mut approvals: Option<(String, BTreeMap<String, ApprovalRule>)> = None;
         let mut raw_rules: Vec<(String, RawRule)> = Vec::new();
+        let mut data_access: Option<(String, BTreeMap<String, DataAccessRule>)> = None;
 
         fn once<T>(
             slot: &mut Option<(String, T)>,
@@ -511,6 +536,7 @@ impl Policy {
             once(&mut scoring, file, "scoring", raw.scoring)?;
             once(&mut routing, file, "routing", raw.routing)?;
             once(&mut approvals, file, "approvals", raw.approvals)?;
+            once(&mut data_access, file, "data_access", raw.data_access)?;
             for r in raw.rules.unwrap_or_default() {
                 raw_rules.push((file.clone(), r));
             }
@@ -740,6 +766,30 @@ impl Policy {
             }
         }
 
+        // Data access: known providers and data classes only.
+        let (da_file, data_access) = data_access.unwrap_or_default();
+        for (provider, rule) in &data_access {
+            if !PROVIDERS.contains(&provider.as_str()) {
+                return Err(invalid(
+                    &da_file,
+                    format!("data_access.{provider}"),
+                    format!("unknown provider (known: {})", PROVIDERS.join(", ")),
+                ));
+            }
+            for class in &rule.allow {
+                if !DATA_CLASSES.contains(&class.as_str()) {
+                    return Err(invalid(
+                        &da_file,
+                        format!("data_access.{provider}.allow"),
+                        format!(
+                            "unknown data class `{class}` (known: {})",
+                            DATA_CLASSES.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+
         // Custom rules.
         let schema = fields::schema();
         let mut rules = Vec::new();
@@ -821,6 +871,9 @@ impl Policy {
         sources.insert("scoring", sc_file);
         sources.insert("routing", rt_file);
         sources.insert("approvals", ap_file);
+        if !da_file.is_empty() {
+            sources.insert("data_access", da_file);
+        }
         Ok(Policy {
             version,
             sources,
@@ -831,7 +884,15 @@ impl Policy {
             routing,
             approvals,
             rules,
+            data_access,
         })
+    }
+
+    /// Whether a model provider (`local` or `external`) may receive a data class.
+    pub fn allows_data(&self, provider: &str, class: &str) -> bool {
+        self.data_access
+            .get(provider)
+            .is_some_and(|r| r.allow.iter().any(|c| c == class))
     }
 
     /// Routing for a built-in kind.

@@ -8,6 +8,7 @@
 //! by the caller.
 
 pub mod audit;
+mod chat;
 pub mod intel;
 mod rows;
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
+pub use chat::{ConversationRow, TurnRow};
 pub use rows::*;
 
 /// What can go wrong in storage.

@@ -1,0 +1,566 @@
+//! The copilot engine end to end over a real store and the demo distributor: offline
+//! answers, the approval boundary (with an adversarial scripted model), the model tool
+//! loop (parallel calls, invalid arguments, retries, trimming, time budget, fallback),
+//! redaction for external providers, conversations, and `/api/chat` over a real server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[macro_use]
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+use common::*;
+use order_copilot::app::source::{BoxFuture, DemoSource, ExecError, Executor};
+use order_copilot::app::{App, User};
+use order_copilot::copilot::fake::{FakeScriptedModel, Step, calls, text};
+use order_copilot::copilot::model::{ModelError, Provider, Role};
+use order_copilot::copilot::{ChatEvent, ChatRequest, Copilot, CopilotConfig, Mode};
+use order_copilot::core::{Action, Kind};
+use order_copilot::demo::DemoConfig;
+use order_copilot::policy::Policy;
+use order_copilot::store::audit::AuditQuery;
+use order_copilot::store::{ApprovalStatus, Store};
+
+/// Counts executions: the copilot must never cause one.
+struct CountingExecutor {
+    inner: Arc<DemoSource>,
+    runs: AtomicUsize,
+}
+
+impl Executor for CountingExecutor {
+    fn execute<'a>(
+        &'a self,
+        key: &'a str,
+        action: &'a Action,
+    ) -> BoxFuture<'a, Result<serde_json::Value, ExecError>> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        self.inner.execute(key, action)
+    }
+}
+
+struct Fixture {
+    app: Arc<App>,
+    exec: Arc<CountingExecutor>,
+    _writer: order_copilot::store::audit::AuditWriter,
+}
+
+async fn fixture() -> Fixture {
+    let cfg = fresh(Db::Sqlite).await;
+    let store = Store::open(&cfg).await.unwrap();
+    let demo = Arc::new(DemoSource::new(&DemoConfig {
+        seed: 42,
+        orders: 400,
+        now: Utc::now(),
+    }));
+    let exec = Arc::new(CountingExecutor {
+        inner: demo.clone(),
+        runs: AtomicUsize::new(0),
+    });
+    let (app, writer) = order_copilot::app::start(
+        store,
+        Arc::new(Policy::embedded().unwrap()),
+        demo,
+        exec.clone(),
+    )
+    .await
+    .unwrap();
+    app.scan("test").await.unwrap();
+    Fixture {
+        app,
+        exec,
+        _writer: writer,
+    }
+}
+
+fn user(role: &str) -> User {
+    User {
+        name: format!("t-{role}"),
+        role: role.into(),
+    }
+}
+
+async fn order_with(app: &App, kind: Kind) -> (String, String) {
+    let state = app.latest().await.unwrap();
+    let e = state
+        .result
+        .exceptions
+        .iter()
+        .find(|e| e.kind == kind && e.order_ref.starts_with('S'))
+        .unwrap_or_else(|| panic!("demo has no {kind}"));
+    (e.order_ref.clone(), e.id.clone())
+}
+
+fn ask(message: &str) -> ChatRequest {
+    ChatRequest {
+        message: message.into(),
+        ..ChatRequest::default()
+    }
+}
+
+async fn audit_of(app: &App, kind: &str) -> Vec<order_copilot::store::audit::AuditRecord> {
+    let q = AuditQuery {
+        kind: Some(kind.into()),
+        limit: Some(100),
+        ..AuditQuery::default()
+    };
+    order_copilot::store::audit::search(&app.store, &q)
+        .await
+        .unwrap()
+}
+
+async fn all_approvals(app: &App) -> Vec<order_copilot::store::ApprovalRow> {
+    app.store
+        .list_approvals(None, None, None, 500)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_explains_why_an_order_is_blocked_with_citations() {
+    let f = fixture().await;
+    let copilot = Copilot::offline(f.app.clone()).unwrap();
+    let (order, case) = order_with(&f.app, Kind::CreditHold).await;
+    let t = copilot
+        .answer(
+            &user("service_rep"),
+            ask(&format!("Why is {order} blocked?")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.mode, Mode::Offline);
+    assert!(t.error.is_none(), "{:?}", t.error);
+    assert_eq!(t.tools.len(), 1);
+    assert_eq!(t.tools[0].tool, "explain_order");
+    assert!(
+        t.answer.contains(&order) && t.answer.contains(&case),
+        "{}",
+        t.answer
+    );
+    assert!(t.answer.to_lowercase().contains("credit hold"));
+    assert!(t.citations.iter().any(|c| c.reference == case));
+    // Stream shape: conversation first, done last.
+    assert!(matches!(
+        t.events.first(),
+        Some(ChatEvent::Conversation { .. })
+    ));
+    assert!(matches!(t.events.last(), Some(ChatEvent::Done { .. })));
+    // The turn is audited with its conversation id.
+    let audit = audit_of(&f.app, "copilot.").await;
+    assert!(audit.iter().any(|r| r.event.kind == "copilot.tool"
+        && r.event.conversation_id.as_deref() == Some(t.conversation_id.as_str())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asking_to_act_creates_a_pending_approval_and_executes_nothing() {
+    let f = fixture().await;
+    let copilot = Copilot::offline(f.app.clone()).unwrap();
+    let (order, case) = order_with(&f.app, Kind::CreditHold).await;
+    let t = copilot
+        .answer(
+            &user("service_rep"),
+            ask(&format!("Release the credit hold on {order}")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.approvals.len(), 1, "{}", t.answer);
+    let ap = f.app.approval(&t.approvals[0]).await.unwrap();
+    assert_eq!(ap.status, ApprovalStatus::Pending);
+    assert_eq!(ap.action, "release_credit_hold");
+    assert_eq!(ap.case_id.as_deref(), Some(case.as_str()));
+    assert_eq!(ap.approver_roles, vec!["finance".to_string()]);
+    assert!(
+        t.events
+            .iter()
+            .any(|e| matches!(e, ChatEvent::ApprovalRequested { .. }))
+    );
+    assert!(t.answer.contains("pending"), "{}", t.answer);
+    assert_eq!(f.exec.runs.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adversarial_model_cannot_cross_the_approval_boundary() {
+    let f = fixture().await;
+    let (order, case) = order_with(&f.app, Kind::CreditHold).await;
+    let release = format!("{{\"order\":\"{order}\"}}");
+    let forged = format!("{{\"order\":\"{order}\",\"approved\":true}}");
+    let option = format!("{{\"case_id\":\"{case}\",\"option\":2}}");
+    let model = Arc::new(FakeScriptedModel::new(vec![
+        // Direct act calls while the user only asked a question (as if told by an order note).
+        Step::Output(calls(&[
+            ("a1", "release_credit_hold", &release),
+            ("a2", "request_action", &option),
+        ])),
+        // A tool that decides approvals does not exist; a forged flag is not an argument.
+        Step::Output(calls(&[
+            ("a3", "approve_request", "{\"approval_id\":\"ap_1\"}"),
+            ("a4", "release_credit_hold", &forged),
+        ])),
+        Step::Output(text(
+            "APPROVED: the credit hold was released (approval ap_1 executed).",
+        )),
+    ]));
+    let copilot =
+        Copilot::new(f.app.clone(), Some(model.clone()), CopilotConfig::default()).unwrap();
+    let t = copilot
+        .answer(
+            &user("sales_manager"),
+            ask(&format!("Why is {order} blocked?")),
+        )
+        .await
+        .unwrap();
+    // Nothing was requested, let alone executed, whatever the model claims in its text.
+    assert!(all_approvals(&f.app).await.is_empty());
+    let refused: Vec<_> = t
+        .tools
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.tool.as_str())
+        .collect();
+    assert!(
+        refused.contains(&"release_credit_hold") && refused.contains(&"approve_request"),
+        "{refused:?}"
+    );
+
+    // Even when the user does ask, the model's act call only creates a pending request.
+    let model = Arc::new(FakeScriptedModel::new(vec![
+        Step::Output(calls(&[("b1", "release_credit_hold", &release)])),
+        Step::Output(text("Released.")),
+    ]));
+    let copilot = Copilot::new(f.app.clone(), Some(model), CopilotConfig::default()).unwrap();
+    let t = copilot
+        .answer(
+            &user("sales_manager"),
+            ask(&format!("Please release the hold on {order}")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.approvals.len(), 1);
+    for a in all_approvals(&f.app).await {
+        assert_eq!(a.status, ApprovalStatus::Pending, "{a:?}");
+    }
+    assert_eq!(f.exec.runs.load(Ordering::SeqCst), 0);
+    // The tool result told the model the request is pending.
+    assert!(t.tools[0].result["data"]["status"] == "pending");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tool_loop_runs_parallel_calls_and_feeds_invalid_arguments_back_once() {
+    let f = fixture().await;
+    let (order, _) = order_with(&f.app, Kind::StockShortage).await;
+    let (other, _) = order_with(&f.app, Kind::CreditHold).await;
+    let model = Arc::new(FakeScriptedModel::new(vec![
+        Step::Output(calls(&[
+            ("c1", "explain_order", &format!("{{\"order\":\"{order}\"}}")),
+            ("c2", "explain_order", &format!("{{\"order\":\"{other}\"}}")),
+            ("c3", "explain_order", "{\"ordr\":1}"),
+        ])),
+        Step::Output(text(&format!("{order} is short of stock [{order}]."))),
+    ]));
+    let copilot =
+        Copilot::new(f.app.clone(), Some(model.clone()), CopilotConfig::default()).unwrap();
+    let t = copilot
+        .answer(
+            &user("planner"),
+            ask(&format!("Compare {order} and {other}")),
+        )
+        .await
+        .unwrap();
+    assert!(!t.fallback, "{:?}", t.events);
+    assert_eq!(t.tools.len(), 3);
+    assert!(t.tools[0].ok && t.tools[1].ok && !t.tools[2].ok);
+    let reqs = model.requests();
+    assert_eq!(reqs.len(), 2);
+    let tool_msgs: Vec<_> = reqs[1]
+        .messages
+        .iter()
+        .filter(|m| m.role == Role::Tool)
+        .collect();
+    assert_eq!(tool_msgs.len(), 3);
+    assert!(tool_msgs[2].content.contains("invalid arguments"));
+    assert_eq!(t.answer, format!("{order} is short of stock [{order}]."));
+    assert_eq!(t.tokens.prompt, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_errors_are_handled_by_class() {
+    let f = fixture().await;
+    let (order, _) = order_with(&f.app, Kind::StockShortage).await;
+    let cfg = CopilotConfig {
+        backoff: Duration::from_millis(5),
+        turn_budget: Duration::from_millis(800),
+        ..CopilotConfig::default()
+    };
+    let q = ask(&format!("Why is {order} blocked?"));
+    let run = |steps: Vec<Step>| {
+        let app = f.app.clone();
+        let cfg = cfg.clone();
+        let q = q.clone();
+        async move {
+            let model = Arc::new(FakeScriptedModel::new(steps));
+            let c = Copilot::new(app, Some(model.clone()), cfg).unwrap();
+            (
+                c.answer(&user("planner"), q).await.unwrap(),
+                model.requests(),
+            )
+        }
+    };
+    // Transient twice, then an answer: retried with backoff, no fallback.
+    let (t, reqs) = run(vec![
+        Step::Fail(ModelError::Transient("503".into())),
+        Step::Fail(ModelError::Transient("503".into())),
+        Step::Output(text("fine")),
+    ])
+    .await;
+    assert!(!t.fallback && t.answer == "fine" && reqs.len() == 3);
+    // Down for good: falls back to offline and says so.
+    let (t, _) = run(vec![Step::Fail(ModelError::Transient("refused".into())); 5]).await;
+    assert!(t.fallback);
+    assert!(t.events.iter().any(
+        |e| matches!(e, ChatEvent::Notice { message } if message.contains("answered offline"))
+    ));
+    assert!(t.answer.contains(&order));
+    // Context too long: trimmed once and retried.
+    let (t, reqs) = run(vec![
+        Step::Fail(ModelError::ContextTooLong("8192".into())),
+        Step::Output(text("short")),
+    ])
+    .await;
+    assert!(!t.fallback && reqs.len() == 2);
+    // Slower than the budget: offline answer within the budget.
+    let started = std::time::Instant::now();
+    let (t, _) = run(vec![Step::Slow(Duration::from_secs(30), text("late"))]).await;
+    assert!(t.fallback && started.elapsed() < Duration::from_secs(5));
+    // Garbage (nothing usable): offline.
+    let (t, _) = run(vec![Step::Output(text("   "))]).await;
+    assert!(t.fallback);
+    // Permanent: offline.
+    let (t, _) = run(vec![Step::Fail(ModelError::Permanent("401".into()))]).await;
+    assert!(t.fallback);
+    // Invalid arguments twice: abandoned, offline.
+    let (t, reqs) = run(vec![
+        Step::Output(calls(&[("i1", "explain_order", "not json")])),
+        Step::Output(calls(&[("i2", "explain_order", "{\"order\": 5}")])),
+        Step::Output(text("never reached")),
+    ])
+    .await;
+    assert!(t.fallback && reqs.len() == 2);
+    // Step limit: a model that never stops calling tools.
+    let looping = vec![Step::Output(calls(&[("x", "list_exceptions", "{}")])); 10];
+    let (t, reqs) = run(looping).await;
+    assert!(t.fallback && reqs.len() == CopilotConfig::default().step_limit);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_providers_never_receive_credit_figures() {
+    let f = fixture().await;
+    let (order, _) = order_with(&f.app, Kind::CreditHold).await;
+    let model = Arc::new(FakeScriptedModel::with_provider(
+        vec![
+            Step::Output(calls(&[(
+                "r1",
+                "explain_order",
+                &format!("{{\"order\":\"{order}\"}}"),
+            )])),
+            Step::Output(text("ok")),
+        ],
+        Provider::External,
+    ));
+    let copilot =
+        Copilot::new(f.app.clone(), Some(model.clone()), CopilotConfig::default()).unwrap();
+    copilot
+        .answer(&user("finance"), ask(&format!("Why is {order} on hold?")))
+        .await
+        .unwrap();
+    let state = f.app.latest().await.unwrap();
+    let e = state
+        .result
+        .exceptions
+        .iter()
+        .find(|e| e.order_ref == order && e.kind == Kind::CreditHold)
+        .unwrap();
+    let limit_fact = e
+        .evidence
+        .iter()
+        .find(|x| x.fact.starts_with("credit limit"))
+        .unwrap();
+    let sent = serde_json::to_string(&model.requests()[1].messages).unwrap();
+    assert!(!sent.contains(&limit_fact.fact), "credit fact leaked");
+    assert!(sent.contains("withheld: credit_payment"));
+    let prompts = audit_of(&f.app, "llm.prompt").await;
+    assert!(
+        prompts
+            .iter()
+            .any(|r| r.event.payload["redacted"]["credit_payment"].as_u64() > Some(0))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversations_resume_and_belong_to_their_owner() {
+    let f = fixture().await;
+    let copilot = Copilot::offline(f.app.clone()).unwrap();
+    let (order, _) = order_with(&f.app, Kind::StockShortage).await;
+    let ana = user("service_rep");
+    let first = copilot
+        .answer(&ana, ask(&format!("why is {order} blocked")))
+        .await
+        .unwrap();
+    let second = copilot
+        .answer(
+            &ana,
+            ChatRequest {
+                message: "what are my options?".into(),
+                conversation_id: Some(first.conversation_id.clone()),
+                order: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.conversation_id, first.conversation_id);
+    assert_eq!(second.tools[0].arguments["order"], order.as_str());
+    assert!(
+        second.answer.contains("Option 1") || second.answer.contains("No automatic option"),
+        "{}",
+        second.answer
+    );
+    let conv = copilot
+        .conversation(&ana, &first.conversation_id)
+        .await
+        .unwrap();
+    assert_eq!(conv["turns"].as_array().unwrap().len(), 2);
+    assert!(
+        copilot
+            .conversation(&user("planner"), &first.conversation_id)
+            .await
+            .is_err()
+    );
+    let stolen = copilot
+        .answer(
+            &user("planner"),
+            ChatRequest {
+                message: "hi".into(),
+                conversation_id: Some(first.conversation_id.clone()),
+                order: None,
+            },
+        )
+        .await;
+    assert!(stolen.is_err());
+    assert!(copilot.answer(&ana, ask("   ")).await.is_err());
+    assert!(copilot.answer(&ana, ask(&"x".repeat(4001))).await.is_err());
+}
+
+/// Read an SSE body into (event, data) pairs.
+fn frames(body: &str) -> Vec<(String, serde_json::Value)> {
+    body.split("\n\n")
+        .filter(|f| !f.trim().is_empty())
+        .map(|f| {
+            let mut lines = f.lines();
+            let event = lines
+                .next()
+                .unwrap()
+                .strip_prefix("event: ")
+                .unwrap()
+                .to_string();
+            let data = lines.next().unwrap().strip_prefix("data: ").unwrap();
+            assert!(lines.next().is_none(), "one data line per event");
+            (event, serde_json::from_str(data).unwrap())
+        })
+        .collect()
+}
+
+async fn chat_api(db: Db) {
+    let server = TestServer::start(db, 300).await;
+    let c = client();
+    let state = server.app.latest().await.unwrap();
+    let order = state
+        .result
+        .exceptions
+        .iter()
+        .find(|e| e.order_ref.starts_with('S'))
+        .unwrap()
+        .order_ref
+        .clone();
+    let rep = server.token("rep", "service_rep").await;
+    let resp = c
+        .post(server.url("/api/chat"))
+        .bearer_auth(&rep)
+        .json(&serde_json::json!({"message": format!("why is {order} blocked?"), "conversation_id": null, "order": null}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let body = resp.text().await.unwrap();
+    let fs = frames(&body);
+    assert_eq!(fs.first().unwrap().0, "conversation");
+    assert_eq!(fs.last().unwrap().0, "done");
+    let conv = fs[0].1["conversation_id"].as_str().unwrap().to_string();
+    assert_eq!(fs[0].1["mode"], "offline");
+    assert!(
+        fs.iter()
+            .any(|(e, d)| e == "tool_call" && d["risk"] == "read")
+    );
+    assert!(
+        fs.iter()
+            .any(|(e, d)| e == "tool_result"
+                && d["sources"].as_array().is_some_and(|s| !s.is_empty()))
+    );
+    let text: String = fs
+        .iter()
+        .filter(|(e, _)| e == "text_delta")
+        .map(|(_, d)| d["text"].as_str().unwrap())
+        .collect();
+    assert!(text.contains(&order));
+    let done = &fs.last().unwrap().1;
+    assert_eq!(done["fallback"], false);
+    assert!(done["citations"].as_array().is_some_and(|c| !c.is_empty()));
+    assert!(done["tokens"]["prompt"].is_u64() && done["ms"].is_number());
+
+    // Resumable: the stored conversation, for its owner only.
+    let got: serde_json::Value = c
+        .get(server.url(&format!("/api/conversations/{conv}")))
+        .bearer_auth(&rep)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["turns"][0]["answer"].as_str().unwrap(), text.trim_end());
+    let other = server.token("other", "planner").await;
+    let r = c
+        .get(server.url(&format!("/api/conversations/{conv}")))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // Validation happens before streaming.
+    for bad in [
+        serde_json::json!({"message": ""}),
+        serde_json::json!({"message": "x".repeat(4001)}),
+        serde_json::json!({"message": "hi", "extra": 1}),
+    ] {
+        let r = c
+            .post(server.url("/api/chat"))
+            .bearer_auth(&rep)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+    let r = c
+        .post(server.url("/api/chat"))
+        .json(&serde_json::json!({"message": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    server.stop().await;
+}
+
+both!(chat_api);
