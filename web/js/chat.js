@@ -248,7 +248,7 @@ export async function render(root, ctx, params) {
           }
           foot.textContent = [
             data.fallback ? "answered offline (fallback)" : null,
-            data.tokens ? `${data.tokens.prompt + data.tokens.completion} tokens` : null,
+            data.tokens && data.tokens.prompt + data.tokens.completion > 0 ? `${data.tokens.prompt + data.tokens.completion} tokens` : null,
             data.ms != null ? `${(data.ms / 1000).toFixed(1)} s` : null,
           ]
             .filter(Boolean)

@@ -10,7 +10,7 @@ performance.mark("oc:start");
 
 const PAGES = {
   queue: { title: "Queue", load: () => import("./queue.js") },
-  chat: { title: "Chat", load: () => import("./chat.js") },
+  chat: { title: "Chat", load: () => import("./chat.js"), needs: "chat" },
   approvals: { title: "Approvals", load: () => import("./approvals.js") },
   audit: { title: "Audit", load: () => import("./audit.js"), needs: "read_audit" },
   intel: { title: "Intelligence", load: () => import("./intel.js") },
