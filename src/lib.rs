@@ -19,6 +19,8 @@
 //! - [`http`] — the axum API: thin handlers over `app`, errors mapped in one place.
 //! - [`copilot`] — the conversational half: tools over the core, a language model or
 //!   offline templates, the approval boundary.
+//! - [`retrieval`] — hybrid search (tantivy BM25 + sentence-embedding vectors, fused by
+//!   reciprocal rank) over policy clauses, resolved cases and the catalogue, for citations.
 //! - [`cli`] — the command line (`serve`, `scan`, `explain`, `token`, `audit`, `bench`).
 //!
 //! Data flows one way: a source builds a `Snapshot`, `core::detect` turns it into ranked
@@ -32,4 +34,5 @@ pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod policy;
+pub mod retrieval;
 pub mod store;

@@ -5,6 +5,7 @@
 //! tables and JSON. Errors are printed once, as `error: …`, with a non-zero exit code.
 
 mod bench;
+mod bench_retrieval;
 mod progress;
 pub mod server;
 mod table;
@@ -116,6 +117,8 @@ pub enum BenchCommand {
     Queue(bench::BenchQueueArgs),
     /// Throughput of durable audit appends.
     Audit(bench::BenchAuditArgs),
+    /// Search index build time and query latency over the demo corpus.
+    Retrieval(bench_retrieval::BenchRetrievalArgs),
 }
 
 /// `policy` subcommands.
@@ -160,7 +163,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Scan(a)) => bench::scan(&policy, a, out),
         Command::Bench(BenchCommand::Queue(a)) => bench::queue(policy, a, out),
         Command::Bench(BenchCommand::Audit(a)) => bench::audit(a, out),
-        Command::Serve(a) => server::serve(policy, a, out),
+        Command::Bench(BenchCommand::Retrieval(a)) => bench_retrieval::retrieval(a, out),
+        Command::Serve(a) => server::serve(policy, cli.policies.as_deref(), a, out),
         Command::Token(c) => server::token(policy, c, out),
         Command::Audit(c) => server::audit_cmd(c, out),
         Command::Policy(PolicyCommand::Check) => {
