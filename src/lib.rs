@@ -21,6 +21,8 @@
 //!   offline templates, the approval boundary.
 //! - [`odoo`] — the Odoo connector: a typed JSON-RPC/JSON-2 client, the Odoo source and
 //!   executor, the chatter/Discuss bot, and `FakeOdoo`, a wire-exact test double.
+//! - [`retrieval`] — hybrid search (tantivy BM25 + sentence-embedding vectors, fused by
+//!   reciprocal rank) over policy clauses, resolved cases and the catalogue, for citations.
 //! - [`cli`] — the command line (`serve`, `scan`, `explain`, `token`, `audit`, `bench`).
 //!
 //! Data flows one way: a source builds a `Snapshot`, `core::detect` turns it into ranked
@@ -37,4 +39,5 @@ pub mod intel;
 pub mod odoo;
 pub mod policy;
 pub mod predict;
+pub mod retrieval;
 pub mod store;

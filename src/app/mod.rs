@@ -129,6 +129,9 @@ pub struct App {
     pub counters: Counters,
     models: std::sync::RwLock<Option<Arc<crate::predict::Models>>>,
     scoring: std::sync::RwLock<risk::ScoringState>,
+    /// Search over policies, past cases and the catalogue, once built (it builds after the
+    /// first scan, in the background); cases people resolve are added to it.
+    retriever: std::sync::OnceLock<Arc<crate::retrieval::Retriever>>,
 }
 
 fn now_us() -> i64 {
@@ -171,6 +174,66 @@ impl App {
             counters: Counters::default(),
             models: std::sync::RwLock::new(None),
             scoring: std::sync::RwLock::new(risk::ScoringState::default()),
+            retriever: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Attach the retriever (once; later calls are ignored and return false).
+    pub fn set_retriever(&self, r: Arc<crate::retrieval::Retriever>) -> bool {
+        self.retriever.set(r).is_ok()
+    }
+
+    /// The retriever, when it has been built.
+    pub fn retriever(&self) -> Option<Arc<crate::retrieval::Retriever>> {
+        self.retriever.get().cloned()
+    }
+
+    /// Cases people resolved, as retrieval documents (newest first, at most `limit`).
+    pub async fn resolved_case_docs(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::retrieval::Doc>, AppError> {
+        let mut docs = Vec::new();
+        let mut offset = 0i64;
+        while docs.len() < limit {
+            let q = CaseQuery {
+                status: Some(CaseStatus::Resolved),
+                sort: crate::store::CaseSort::Updated,
+                limit: 500,
+                offset,
+                ..CaseQuery::default()
+            };
+            let (rows, _) = self.store.list_cases(&q).await?;
+            if rows.is_empty() {
+                break;
+            }
+            offset += rows.len() as i64;
+            docs.extend(rows.iter().filter_map(crate::retrieval::resolved_case_doc));
+            // Most resolved rows may be automatic clears (skipped); stop looking eventually.
+            if offset > 50_000 {
+                break;
+            }
+        }
+        docs.truncate(limit);
+        Ok(docs)
+    }
+
+    /// Make a case a person just resolved findable as a past case. Failure is logged, not
+    /// returned: the decision is already recorded and must not be undone by search.
+    async fn index_resolved(&self, id: &str) {
+        let Some(r) = self.retriever() else { return };
+        let doc = match self.store.get_case(id).await {
+            Ok(Some(c)) => crate::retrieval::resolved_case_doc(&c.summary),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(case = id, error = %e, "resolved case not indexed for search");
+                None
+            }
+        };
+        if let Some(doc) = doc
+            && let Err(e) = r.upsert(vec![doc]).await
+        {
+            tracing::warn!(case = id, error = %format!("{e:#}"), "resolved case not indexed for search");
         }
     }
 
@@ -408,6 +471,9 @@ impl App {
                 .policy(&self.policy.version),
             )
             .await?;
+        if to == CaseStatus::Resolved {
+            self.index_resolved(id).await;
+        }
         Ok(seq)
     }
 

@@ -5,10 +5,11 @@
 //! tables and JSON. Errors are printed once, as `error: …`, with a non-zero exit code.
 
 mod bench;
-pub mod odoo;
 mod bench_predict;
-pub mod model;
+mod bench_retrieval;
 pub mod copilot;
+pub mod model;
+pub mod odoo;
 mod progress;
 pub mod server;
 mod table;
@@ -57,7 +58,7 @@ pub enum Command {
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Run the server: HTTP API, scans on an interval, approvals, audit log.
-    Serve(server::ServeArgs),
+    Serve(Box<server::ServeArgs>),
     /// Create and revoke API tokens.
     #[command(subcommand)]
     Token(server::TokenCommand),
@@ -139,6 +140,8 @@ pub enum BenchCommand {
     /// Copilot server overhead per turn (200 concurrent conversations, instant fake model)
     /// and the prompt budget of a typical turn.
     Chat(copilot::BenchChatArgs),
+    /// Search index build time and query latency over the demo corpus.
+    Retrieval(bench_retrieval::BenchRetrievalArgs),
 }
 
 /// `policy` subcommands.
@@ -186,7 +189,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Odoo(a)) => odoo::bench(a, out),
         Command::Odoo(c) => odoo::run(c, out),
         Command::Bench(BenchCommand::Predict(a)) => bench_predict::run(&policy, a, out),
-        Command::Serve(a) => server::serve(policy, a, out),
+        Command::Bench(BenchCommand::Retrieval(a)) => bench_retrieval::retrieval(a, out),
+        Command::Serve(a) => server::serve(policy, cli.policies.as_deref(), *a, out),
         Command::Token(c) => server::token(policy, c, out),
         Command::Audit(c) => server::audit_cmd(c, out),
         Command::Model(c) => model::run(&policy, c, out),

@@ -73,6 +73,8 @@ pub struct ServeArgs {
     pub odoo: super::odoo::OdooArgs,
     #[command(flatten)]
     pub llm: super::copilot::LlmArgs,
+    #[command(flatten)]
+    pub retrieval: crate::retrieval::RetrievalConfig,
 }
 
 /// `token` subcommands.
@@ -158,7 +160,13 @@ async fn shutdown_signal() {
 }
 
 /// Run the server until SIGINT/SIGTERM.
-pub fn serve(policy: Policy, a: ServeArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+pub fn serve(
+    policy: Policy,
+    policies_dir: Option<&std::path::Path>,
+    a: ServeArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let policies_dir = policies_dir.map(std::path::Path::to_path_buf);
     init_tracing();
     if a.source.orders == 0 {
         anyhow::bail!("--orders must be at least 1");
@@ -188,6 +196,7 @@ pub fn serve(policy: Policy, a: ServeArgs, out: &mut dyn Write) -> anyhow::Resul
         };
         let (app, writer) = crate::app::start(store.clone(), Arc::new(policy), source, executor).await?;
         let copilot = Arc::new(crate::copilot::Copilot::new(app.clone(), model, a.llm.copilot_config())?);
+        copilot.set_knowledge(Arc::new(crate::copilot::knowledge::AppPassages::new(app.clone())));
         tracing::info!(mode = copilot.mode().as_str(), model = %copilot.model_name(), "copilot ready");
         let mut extra = axum::Router::new();
         // Held for the server's lifetime (the poller holds only a weak reference).
@@ -219,6 +228,7 @@ pub fn serve(policy: Policy, a: ServeArgs, out: &mut dyn Write) -> anyhow::Resul
         load_or_train_models(&app, &a.storage.data_dir).await?;
         let summary = app.scan("system").await?;
         tracing::info!(exceptions = summary.exceptions, open_lines = summary.open_lines, new = summary.merge.new, "initial scan done");
+        start_retrieval(&app, &a.retrieval, policies_dir).await?;
 
         let listener = tokio::net::TcpListener::bind(a.addr).await.with_context(|| format!("cannot listen on {}", a.addr))?;
         let local = listener.local_addr()?;
@@ -308,6 +318,32 @@ pub fn report(policy: Policy, a: ReportArgs, out: &mut dyn Write) -> anyhow::Res
         )?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Load the embedding model now (a broken configuration stops the start), then build the
+/// search indexes in the background and attach them to the app when ready: embedding the
+/// corpus takes seconds, and the API need not wait for it.
+async fn start_retrieval(
+    app: &Arc<crate::app::App>,
+    cfg: &crate::retrieval::RetrievalConfig,
+    policies_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let embedder = crate::retrieval::embed::from_config(cfg).await?;
+    let state = app.latest().await.context("no scan to index")?;
+    let resolved = app.resolved_case_docs(20_000).await?;
+    let docs = crate::retrieval::corpus_docs(policies_dir.as_deref(), &state.snapshot, resolved)?;
+    let (app, cfg) = (app.clone(), cfg.clone());
+    tokio::spawn(async move {
+        match crate::retrieval::Retriever::build_with_embedder(&cfg, embedder, docs).await {
+            Ok(r) => {
+                app.set_retriever(Arc::new(r));
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "retrieval indexes could not be built; search is unavailable")
+            }
+        }
+    });
+    Ok(())
 }
 
 /// `token create` / `token revoke`.

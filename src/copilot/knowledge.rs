@@ -55,3 +55,58 @@ pub trait Passages: Send + Sync {
         k: usize,
     ) -> BoxFuture<'a, Result<Vec<Passage>, String>>;
 }
+
+/// [`Passages`] over the app's retriever (`src/retrieval`), which the server builds in the
+/// background after its first scan: until it is ready, searches say so.
+pub struct AppPassages {
+    app: std::sync::Arc<crate::app::App>,
+}
+
+impl AppPassages {
+    /// Over the app's retriever.
+    pub fn new(app: std::sync::Arc<crate::app::App>) -> AppPassages {
+        AppPassages { app }
+    }
+}
+
+impl Passages for AppPassages {
+    fn search<'a>(
+        &'a self,
+        query: &'a str,
+        corpora: &'a [Corpus],
+        k: usize,
+    ) -> BoxFuture<'a, Result<Vec<Passage>, String>> {
+        use crate::retrieval::Corpus as R;
+        Box::pin(async move {
+            let Some(r) = self.app.retriever() else {
+                return Err("the search index is still being built; try again shortly".into());
+            };
+            let wanted: Vec<R> = corpora
+                .iter()
+                .map(|c| match c {
+                    Corpus::Policy => R::Policy,
+                    Corpus::Case => R::Case,
+                    Corpus::Product => R::Product,
+                })
+                .collect();
+            let hits = r
+                .search(query, &wanted, k)
+                .await
+                .map_err(|e| format!("search failed: {e}"))?;
+            Ok(hits
+                .into_iter()
+                .map(|h| Passage {
+                    id: h.id,
+                    corpus: match h.corpus {
+                        R::Policy => Corpus::Policy,
+                        R::Case => Corpus::Case,
+                        R::Product => Corpus::Product,
+                    },
+                    title: h.title,
+                    snippet: h.snippet,
+                    score: h.score,
+                })
+                .collect())
+        })
+    }
+}

@@ -550,10 +550,10 @@ impl Answer {
         if let Some(function) = fragment.function {
             // Servers send the name whole in the call's first fragment; the arguments come
             // in pieces to be concatenated.
-            if let Some(name) = function.name.filter(|n| !n.is_empty()) {
-                if call.name.is_empty() {
-                    call.name = name;
-                }
+            if let Some(name) = function.name.filter(|n| !n.is_empty())
+                && call.name.is_empty()
+            {
+                call.name = name;
             }
             if let Some(args) = function.arguments {
                 if call.arguments.len() + args.len() > MAX_ARGUMENT_BYTES {

@@ -39,7 +39,7 @@ fn write_scaled(
     let mut frac = mantissa % pow;
     let mut digits = scale;
     if trim {
-        while digits > 0 && frac % 10 == 0 {
+        while digits > 0 && frac.is_multiple_of(10) {
             frac /= 10;
             digits -= 1;
         }
@@ -275,7 +275,7 @@ fn put_scaled(out: &mut String, negative: bool, mantissa: u64, scale: u32, trim:
     let mut frac = mantissa % pow;
     let mut digits = scale;
     if trim {
-        while digits > 0 && frac % 10 == 0 {
+        while digits > 0 && frac.is_multiple_of(10) {
             frac /= 10;
             digits -= 1;
         }

@@ -290,10 +290,10 @@ impl Problem {
                 });
             }
             for (demand, (value, dem)) in row.iter().zip(&self.demands).enumerate() {
-                if let Some(v) = *value {
-                    if sup.qty.min(dem.qty).checked_mul(v).is_none() {
-                        return Err(SolveError::Overflow { supply, demand });
-                    }
+                if let Some(v) = *value
+                    && sup.qty.min(dem.qty).checked_mul(v).is_none()
+                {
+                    return Err(SolveError::Overflow { supply, demand });
                 }
             }
         }
@@ -603,12 +603,14 @@ impl Network {
         for (s, (row, sup)) in p.value.iter().zip(&p.supplies).enumerate() {
             let mut list = Vec::new();
             for (d, (value, dem)) in row.iter().zip(&p.demands).enumerate() {
-                if let Some(v) = *value {
-                    if v > 0 && sup.qty > 0 && dem.qty > 0 {
-                        list.push((Reverse(v), d));
-                        if let Some(slot) = val_t.get_mut(d * ns + s) {
-                            *slot = v;
-                        }
+                if let Some(v) = *value
+                    && v > 0
+                    && sup.qty > 0
+                    && dem.qty > 0
+                {
+                    list.push((Reverse(v), d));
+                    if let Some(slot) = val_t.get_mut(d * ns + s) {
+                        *slot = v;
                     }
                 }
             }
@@ -937,10 +939,10 @@ mod tests {
         let mut pairs = Vec::new();
         for (s, row) in p.value.iter().enumerate() {
             for (d, v) in row.iter().enumerate() {
-                if let Some(v) = *v {
-                    if v > 0 {
-                        pairs.push((v, s, d));
-                    }
+                if let Some(v) = *v
+                    && v > 0
+                {
+                    pairs.push((v, s, d));
                 }
             }
         }

@@ -8,9 +8,9 @@
 //! by the caller.
 
 pub mod audit;
+mod chat;
 pub mod intel;
 pub mod predictions;
-mod chat;
 mod rows;
 
 use std::path::PathBuf;
