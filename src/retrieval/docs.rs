@@ -22,7 +22,7 @@ use crate::store::CaseSummary;
 /// Policy clauses from `dir` (every `*.toml` in it), or from the files built into the
 /// binary when `dir` is `None` — the same choice `--policies` makes for the policy itself.
 pub fn policy_docs(dir: Option<&Path>) -> anyhow::Result<Vec<Doc>> {
-    let files: Vec<(String, String)> = match dir {
+    let mut files: Vec<(String, String)> = match dir {
         None => crate::policy::EMBEDDED
             .iter()
             .map(|(n, t)| (n.to_string(), t.to_string()))
@@ -45,10 +45,11 @@ pub fn policy_docs(dir: Option<&Path>) -> anyhow::Result<Vec<Doc>> {
                     files.push((name, text));
                 }
             }
-            files.sort();
             files
         }
     };
+    // One order whichever way the files came: by file name.
+    files.sort();
     Ok(files
         .iter()
         .flat_map(|(name, text)| policy_file_docs(name, text))
