@@ -189,7 +189,7 @@ fn policy_check_prints_the_version() {
     let o = run(&["policy", "check"]);
     assert!(o.status.success());
     assert!(
-        stdout(&o).starts_with("policy ") && stdout(&o).contains(" OK: 6 roles"),
+        stdout(&o).starts_with("policy ") && stdout(&o).contains(" OK: 7 roles"),
         "{}",
         stdout(&o)
     );
