@@ -380,19 +380,27 @@ async fn vectors_find_what_bm25_misses() {
     let Some(r) = hybrid("vectors_find_what_bm25_misses").await else {
         return;
     };
-    // No word of the question appears in the clause it is about (the approval of releasing
-    // a credit hold): BM25 cannot find it, the embedding can.
+    // The question shares no word with the credit-hold clauses (who approves a release,
+    // who owns a hold, when one is raised): BM25 finds none of them, the embedding does.
     let q = "can the accounting team unblock a buyer who owes us money";
-    let want = CREDIT_CLAUSE;
+    let credit = [
+        CREDIT_CLAUSE,
+        "policies/routing.toml#credit_hold",
+        "policies/thresholds.toml#credit_hold",
+    ];
     let lexical = lexical().await;
     let bm25 = lexical.search(q, &[Corpus::Policy], 5).await.unwrap();
     assert!(
-        !ids(&bm25).contains(&want),
-        "BM25 found it after all: {:?}",
+        !ids(&bm25).iter().any(|id| credit.contains(id)),
+        "BM25 found a credit-hold clause after all: {:?}",
         ids(&bm25)
     );
     let hits = r.search(q, &[Corpus::Policy], 5).await.unwrap();
-    assert!(ids(&hits).contains(&want), "{:?}", ids(&hits));
+    assert!(
+        ids(&hits).iter().any(|id| credit.contains(id)),
+        "{:?}",
+        ids(&hits)
+    );
 }
 
 #[tokio::test]
