@@ -61,17 +61,24 @@ fn proc_status_kb(key: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The bounds every generated-demo benchmark checks: `lines` in 1..=`max_lines`, `repeat`
+/// in 1..=100.
+pub(super) fn check_size(lines: usize, max_lines: usize, repeat: usize) -> anyhow::Result<()> {
+    if lines == 0 || lines > max_lines {
+        anyhow::bail!("--lines must be between 1 and {max_lines}");
+    }
+    if repeat == 0 || repeat > 100 {
+        anyhow::bail!("--repeat must be between 1 and 100");
+    }
+    Ok(())
+}
+
 pub(super) fn scan(
     policy: &Policy,
     a: BenchScanArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    if a.lines == 0 || a.lines > 5_000_000 {
-        anyhow::bail!("--lines must be between 1 and 5,000,000");
-    }
-    if a.repeat == 0 || a.repeat > 100 {
-        anyhow::bail!("--repeat must be between 1 and 100");
-    }
+    check_size(a.lines, 5_000_000, a.repeat)?;
     let now = Utc::now();
     let cfg = DemoConfig::with_lines(a.seed, a.lines, now);
     let t0 = Instant::now();

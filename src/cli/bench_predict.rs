@@ -62,12 +62,7 @@ pub(super) fn run(
     a: BenchPredictArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    if a.lines == 0 || a.lines > 2_000_000 {
-        anyhow::bail!("--lines must be between 1 and 2,000,000");
-    }
-    if a.repeat == 0 || a.repeat > 100 {
-        anyhow::bail!("--repeat must be between 1 and 100");
-    }
+    super::bench::check_size(a.lines, 2_000_000, a.repeat)?;
     let now = Utc::now();
     let cfg = DemoConfig::with_lines(a.seed, a.lines, now);
     let t0 = Instant::now();
