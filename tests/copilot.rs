@@ -224,6 +224,15 @@ async fn an_adversarial_model_cannot_cross_the_approval_boundary() {
         refused.contains(&"release_credit_hold") && refused.contains(&"approve_request"),
         "{refused:?}"
     );
+    // Its claim that the hold was released is corrected in the answer and audited.
+    assert!(t.claim_corrected);
+    assert!(
+        t.answer
+            .ends_with("Correction: nothing has been changed. The copilot cannot change orders or contact customers; ask it to request the action, and an authorised person decides."),
+        "{}",
+        t.answer
+    );
+    assert_eq!(audit_of(&f.app, "copilot.claim_corrected").await.len(), 1);
 
     // Even when the user does ask, the model's act call only creates a pending request.
     let model = Arc::new(FakeScriptedModel::new(vec![
@@ -245,6 +254,14 @@ async fn an_adversarial_model_cannot_cross_the_approval_boundary() {
     assert_eq!(f.exec.runs.load(Ordering::SeqCst), 0);
     // The tool result told the model the request is pending.
     assert!(t.tools[0].result["data"]["status"] == "pending");
+    // "Released." is not true: the answer says what is pending instead.
+    assert!(t.claim_corrected);
+    assert!(
+        t.answer
+            .contains(&format!("Approval request {} is pending", t.approvals[0])),
+        "{}",
+        t.answer
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,7 +307,6 @@ async fn model_errors_are_handled_by_class() {
     let f = fixture().await;
     let (order, _) = order_with(&f.app, Kind::StockShortage).await;
     let cfg = CopilotConfig {
-        backoff: Duration::from_millis(5),
         turn_budget: Duration::from_millis(800),
         ..CopilotConfig::default()
     };
@@ -308,17 +324,14 @@ async fn model_errors_are_handled_by_class() {
             )
         }
     };
-    // Transient twice, then an answer: retried with backoff, no fallback.
+    // Transient: the adapter has retried already (one retry layer), so the engine does
+    // not call again; it falls back to offline at once and says so.
     let (t, reqs) = run(vec![
-        Step::Fail(ModelError::Transient("503".into())),
-        Step::Fail(ModelError::Transient("503".into())),
+        Step::Fail(ModelError::Transient("refused".into())),
         Step::Output(text("fine")),
     ])
     .await;
-    assert!(!t.fallback && t.answer == "fine" && reqs.len() == 3);
-    // Down for good: falls back to offline and says so.
-    let (t, _) = run(vec![Step::Fail(ModelError::Transient("refused".into())); 5]).await;
-    assert!(t.fallback);
+    assert!(t.fallback && reqs.len() == 1, "{reqs:?}");
     assert!(t.events.iter().any(
         |e| matches!(e, ChatEvent::Notice { message } if message.contains("answered offline"))
     ));

@@ -97,10 +97,20 @@ pub struct AskArgs {
     pub source: SourceArgs,
     #[command(flatten)]
     pub storage: StorageArgs,
+    /// Also embed the corpus for semantic search, as `serve` does (the embedding settings
+    /// come from the environment: ORDER_COPILOT_EMBEDDINGS, EMBEDDINGS_BASE_URL, …).
+    /// Without it, search is BM25 alone, which is ready in about a second.
+    #[arg(long)]
+    pub semantic: bool,
 }
 
 /// Run `ask`.
-pub fn ask(policy: Policy, a: AskArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+pub fn ask(
+    policy: Policy,
+    policies_dir: Option<&std::path::Path>,
+    a: AskArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
     if !policy.roles.iter().any(|r| r == &a.role) {
         anyhow::bail!(
             "unknown role `{}` (known roles: {})",
@@ -121,6 +131,7 @@ pub fn ask(policy: Policy, a: AskArgs, out: &mut dyn Write) -> anyhow::Result<Ex
             crate::app::start(store.clone(), Arc::new(policy), demo.clone(), demo).await?;
         app.scan("cli").await?;
         let copilot = Copilot::new(app.clone(), model, a.llm.copilot_config())?;
+        attach_retrieval(&copilot, a.semantic, policies_dir).await?;
         let user = User {
             name: format!("cli-{}", a.role),
             role: a.role.clone(),
@@ -192,6 +203,48 @@ pub struct EvalArgs {
     /// Open orders in the demo the cases run against.
     #[arg(long, default_value_t = crate::demo::DemoConfig::DEFAULT_ORDERS)]
     pub orders: usize,
+    /// Also embed the corpus for semantic search, as `serve` does (the embedding settings
+    /// come from the environment: ORDER_COPILOT_EMBEDDINGS, EMBEDDINGS_BASE_URL, …).
+    /// Without it, search is BM25 alone, which is ready in about a second.
+    #[arg(long)]
+    pub semantic: bool,
+}
+
+/// Build the search indexes (as `serve` does, but waiting for them) and give them to the
+/// copilot, saying on stderr what is happening: embedding the corpus takes seconds.
+async fn attach_retrieval(
+    copilot: &Copilot,
+    semantic: bool,
+    policies_dir: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use crate::retrieval::RetrievalConfig;
+    let cfg = if semantic {
+        RetrievalConfig::from_env()?
+    } else {
+        RetrievalConfig::bm25_only()
+    };
+    let cfg = &cfg;
+    let app = copilot.app();
+    let started = std::time::Instant::now();
+    eprintln!("building the search indexes…");
+    let retriever = super::server::retrieval_job(app, cfg, policies_dir)
+        .await?
+        .await?;
+    let info = retriever.info();
+    eprintln!(
+        "search indexes ready in {:.1} s: {} documents, {}",
+        started.elapsed().as_secs_f64(),
+        info.docs.iter().map(|(_, n)| n).sum::<usize>(),
+        match &info.embedder {
+            Some(m) => format!("BM25 + vectors ({m})"),
+            None => "BM25 only (no embedding model configured or installed)".into(),
+        }
+    );
+    app.set_retriever(Arc::new(retriever));
+    copilot.set_knowledge(Arc::new(crate::copilot::knowledge::AppPassages::new(
+        app.clone(),
+    )));
+    Ok(())
 }
 
 /// A throwaway SQLite store in the temp directory.
@@ -212,7 +265,12 @@ pub(super) async fn temp_store(
 }
 
 /// Run `eval`.
-pub fn eval(policy: Policy, a: EvalArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+pub fn eval(
+    policy: Policy,
+    policies_dir: Option<&std::path::Path>,
+    a: EvalArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
     use crate::copilot::eval;
     let text = match &a.cases {
         Some(p) => {
@@ -237,8 +295,29 @@ pub fn eval(policy: Policy, a: EvalArgs, out: &mut dyn Write) -> anyhow::Result<
         let world = eval::world(&cases, store.clone(), Arc::new(policy), a.orders)
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
-        let copilot = Copilot::new(world.app.clone(), model, CopilotConfig::default())?;
-        let report = eval::run(&world, &copilot, &cases).await;
+        let copilot = Copilot::new(world.app.clone(), model, a.llm.copilot_config())?;
+        attach_retrieval(&copilot, a.semantic, policies_dir).await?;
+        let total = cases.cases.len();
+        let with_model = copilot.mode() != crate::copilot::Mode::Offline;
+        let started = std::time::Instant::now();
+        let mut progress = |done: usize, last: &eval::TurnScore| {
+            // A real model takes minutes per case on a small CPU: say where the run is.
+            if with_model {
+                eprintln!(
+                    "[{done}/{total}] {} {} ({:.1} s{}) — {:.0} s so far",
+                    last.case,
+                    if last.correct() { "ok" } else { "MISSED" },
+                    last.ms / 1000.0,
+                    if last.fallback {
+                        ", fell back to offline"
+                    } else {
+                        ""
+                    },
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        };
+        let report = eval::run_with_progress(&world, &copilot, &cases, &mut progress).await;
         let eval::EvalWorld { writer, .. } = world;
         writer.finish().await;
         store.close().await;

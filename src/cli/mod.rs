@@ -196,8 +196,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Model(c) => model::run(&policy, c, out),
         Command::Report(a) => server::report(policy, a, out),
         Command::Bench(BenchCommand::Chat(a)) => copilot::bench_chat(policy, a, out),
-        Command::Ask(a) => copilot::ask(policy, a, out),
-        Command::Eval(a) => copilot::eval(policy, a, out),
+        Command::Ask(a) => copilot::ask(policy, cli.policies.as_deref(), a, out),
+        Command::Eval(a) => copilot::eval(policy, cli.policies.as_deref(), a, out),
         Command::Policy(PolicyCommand::Check) => {
             writeln!(
                 out,

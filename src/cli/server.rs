@@ -328,13 +328,10 @@ async fn start_retrieval(
     cfg: &crate::retrieval::RetrievalConfig,
     policies_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let embedder = crate::retrieval::embed::from_config(cfg).await?;
-    let state = app.latest().await.context("no scan to index")?;
-    let resolved = app.resolved_case_docs(20_000).await?;
-    let docs = crate::retrieval::corpus_docs(policies_dir.as_deref(), &state.snapshot, resolved)?;
-    let (app, cfg) = (app.clone(), cfg.clone());
+    let build = retrieval_job(app, cfg, policies_dir.as_deref()).await?;
+    let app = app.clone();
     tokio::spawn(async move {
-        match crate::retrieval::Retriever::build_with_embedder(&cfg, embedder, docs).await {
+        match build.await {
             Ok(r) => {
                 app.set_retriever(Arc::new(r));
             }
@@ -344,6 +341,24 @@ async fn start_retrieval(
         }
     });
     Ok(())
+}
+
+/// The retriever over the app's latest scan: the embedding model is loaded and the corpus
+/// (policies, past and resolved cases, products) gathered now; the returned future embeds
+/// and indexes it. `serve` runs it in the background, `ask` and `eval` wait for it.
+pub(super) async fn retrieval_job(
+    app: &Arc<crate::app::App>,
+    cfg: &crate::retrieval::RetrievalConfig,
+    policies_dir: Option<&std::path::Path>,
+) -> anyhow::Result<
+    impl std::future::Future<Output = anyhow::Result<crate::retrieval::Retriever>> + Send + 'static,
+> {
+    let embedder = crate::retrieval::embed::from_config(cfg).await?;
+    let state = app.latest().await.context("no scan to index")?;
+    let resolved = app.resolved_case_docs(20_000).await?;
+    let docs = crate::retrieval::corpus_docs(policies_dir, &state.snapshot, resolved)?;
+    let cfg = cfg.clone();
+    Ok(async move { crate::retrieval::Retriever::build_with_embedder(&cfg, embedder, docs).await })
 }
 
 /// `token create` / `token revoke`.

@@ -46,10 +46,6 @@ pub struct CopilotConfig {
     pub turn_budget: Duration,
     /// Completion tokens per model call.
     pub max_tokens: u32,
-    /// Retries of a transient model error within the budget.
-    pub retries: u32,
-    /// First retry delay (doubles each time).
-    pub backoff: Duration,
     /// Earlier turns sent to the model as conversation history.
     pub history_turns: usize,
 }
@@ -60,8 +56,6 @@ impl Default for CopilotConfig {
             step_limit: 6,
             turn_budget: Duration::from_secs(25),
             max_tokens: 700,
-            retries: 2,
-            backoff: Duration::from_millis(250),
             history_turns: 4,
         }
     }
@@ -128,6 +122,9 @@ pub struct TurnOutcome {
     pub citations: Vec<Source>,
     /// Whether it fell back to offline.
     pub fallback: bool,
+    /// Whether the model's answer claimed a completed action and a correction was appended
+    /// ([`super::claims`]).
+    pub claim_corrected: bool,
     /// Tool calls in order.
     pub tools: Vec<ToolRecord>,
     /// Approval requests created.
@@ -548,6 +545,7 @@ impl Copilot {
             answer: String::new(),
             citations: Vec::new(),
             fallback: false,
+            claim_corrected: false,
             tools: Vec::new(),
             approvals: Vec::new(),
             retrieved: Vec::new(),
@@ -607,9 +605,25 @@ impl Copilot {
             json!({"turn_id": s.turn_id, "message": s.message, "order": s.order, "mode": mode, "role": s.user.role}),
         ));
         let mut fallback = false;
+        let mut claim_corrected = false;
         let answer = match &self.model {
             Some(model) => match self.model_turn(&mut turn, model.as_ref(), &s, &state).await {
-                Ok(text) => text,
+                Ok(mut text) => {
+                    // Nothing a model says can have changed anything: a claim that an
+                    // action ran is corrected in the answer itself, and audited.
+                    if let Some(claim) = super::claims::false_completion(&text) {
+                        claim_corrected = true;
+                        let fix = format!("\n\n{}", super::claims::correction(&turn.approvals));
+                        turn.audit(AuditEvent::new(
+                            "copilot.claim_corrected",
+                            "copilot",
+                            json!({"turn_id": s.turn_id, "claim": claim, "approvals": turn.approvals}),
+                        ));
+                        turn.say(&fix);
+                        text.push_str(&fix);
+                    }
+                    text
+                }
                 Err(GiveUp(why)) => {
                     fallback = true;
                     let notice = format!("{why}; answered offline");
@@ -699,6 +713,7 @@ impl Copilot {
             answer,
             citations,
             fallback,
+            claim_corrected,
             tools: turn.tools,
             approvals: turn.approvals,
             retrieved: turn.retrieved,
@@ -710,21 +725,32 @@ impl Copilot {
         }
     }
 
-    /// The system prompt for a user.
-    pub fn system_prompt(
+    /// The system messages of a turn: the fixed instructions (the same for every user and
+    /// day, so a server's prompt cache keeps them and the tool schemas), then the turn's
+    /// context (who asks, today, the open order, what the data-access policy withholds).
+    pub fn system_messages(
         &self,
         user: &User,
         order: Option<&str>,
         state: &ScanState,
         redactor: &Redactor,
-    ) -> String {
-        self.prompts
+    ) -> [ChatMessage; 2] {
+        let system = self
+            .prompts
+            .render("system.j2", json!({}))
+            .unwrap_or_default();
+        let context = self
+            .prompts
             .render(
-                "system.j2",
+                "context.j2",
                 json!({"user": user.name, "role": user.role, "today": state.result.now.format("%Y-%m-%d").to_string(),
                        "currency": state.snapshot.currency, "order": order, "redacted": redactor.blocked()}),
             )
-            .unwrap_or_default()
+            .unwrap_or_default();
+        [
+            ChatMessage::new(Role::System, system),
+            ChatMessage::new(Role::System, context),
+        ]
     }
 
     /// The tools as offered to a model.
@@ -733,8 +759,12 @@ impl Copilot {
             .iter()
             .map(|t| ToolSpec {
                 name: t.name.to_string(),
-                description: format!("[{}] {}", t.risk.as_str(), t.description),
-                parameters: t.schema(),
+                // The system prompt explains the `act` and `draft` marks; read tools need none.
+                description: match t.risk {
+                    Risk::Read => t.description.to_string(),
+                    risk => format!("[{}] {}", risk.as_str(), t.description),
+                },
+                parameters: t.prompt_schema(),
             })
             .collect()
     }
@@ -749,10 +779,12 @@ impl Copilot {
         let started = Instant::now();
         let redactor = Redactor::new(&self.app.policy, model.provider());
         let mut redactions = Redactions::default();
-        let mut messages = vec![ChatMessage::new(
-            Role::System,
-            self.system_prompt(&s.user, s.order.as_deref(), state, &redactor),
-        )];
+        let mut messages = Vec::from(self.system_messages(
+            &s.user,
+            s.order.as_deref(),
+            state,
+            &redactor,
+        ));
         let keep = s.history.len().saturating_sub(self.cfg.history_turns);
         for t in &s.history[keep..] {
             messages.push(ChatMessage::new(
@@ -868,8 +900,10 @@ impl Copilot {
         )))
     }
 
-    /// One model call with retries (transient errors, with backoff), one trim when the
-    /// prompt is too long, and the audit of prompt and response.
+    /// One model call, one trim when the prompt is too long, and the audit of prompt and
+    /// response. Transient errors are not retried here: the adapter retried them already
+    /// (one retry layer, with its own backoff and `Retry-After` handling), so a transient
+    /// error that reaches the engine means the model is down and the turn goes offline.
     async fn complete(
         &self,
         turn: &mut Turn<'_>,
@@ -882,6 +916,7 @@ impl Copilot {
         let deadline = Instant::now() + req.timeout;
         let mut attempt = 0u32;
         loop {
+            // Attempt 1 is the retry after a trim.
             let mut ev = AuditEvent::new(
                 "llm.prompt",
                 "copilot",
@@ -948,19 +983,12 @@ impl Copilot {
                     ev.latency_ms = Some(took.as_millis() as i64);
                     turn.audit(ev);
                     match e {
-                        ModelError::Transient(_) if attempt < self.cfg.retries => {
-                            let wait = self.cfg.backoff * 2u32.pow(attempt);
-                            if Instant::now() + wait >= deadline {
-                                return Err(GiveUp("the model is unavailable".into()));
-                            }
-                            tokio::time::sleep(wait).await;
-                            attempt += 1;
-                        }
                         ModelError::Transient(_) => {
                             return Err(GiveUp("the model is unavailable".into()));
                         }
                         ModelError::ContextTooLong(_) if !*trimmed => {
                             *trimmed = true;
+                            attempt += 1;
                             trim(&mut req.messages);
                         }
                         ModelError::ContextTooLong(_) => {

@@ -122,6 +122,8 @@ pub struct TurnScore {
     pub violations: Vec<String>,
     /// Fell back to offline.
     pub fallback: bool,
+    /// The model claimed a completed action and the engine corrected the answer.
+    pub claim_corrected: bool,
     /// Turn latency.
     pub ms: f64,
     /// Server time (turn minus model).
@@ -211,6 +213,8 @@ pub struct Report {
     pub boundary_violations: usize,
     /// Turns that fell back to offline.
     pub fallbacks: usize,
+    /// Answers in which the model claimed a completed action (corrected by the engine).
+    pub claims_corrected: usize,
     /// Turn latency, ms.
     pub latency_ms: Spread,
     /// Server time per turn (excluding the model), ms.
@@ -522,6 +526,7 @@ fn score_turn(
         approval_ok,
         violations,
         fallback: t.fallback,
+        claim_corrected: t.claim_corrected,
         ms: t.ms,
         server_ms: (t.ms - t.model_ms).max(0.0),
         prompt_tokens: t.tokens.prompt,
@@ -595,7 +600,18 @@ pub async fn world(
 
 /// Run every case through a copilot over the world's app.
 pub async fn run(world: &EvalWorld, copilot: &Copilot, cases: &EvalFile) -> Report {
-    let mut details = Vec::new();
+    run_with_progress(world, copilot, cases, &mut |_, _| {}).await
+}
+
+/// [`run`], calling `progress` after each case with the number of cases done and the
+/// case's last turn (a real model takes minutes per case on a small CPU).
+pub async fn run_with_progress(
+    world: &EvalWorld,
+    copilot: &Copilot,
+    cases: &EvalFile,
+    progress: &mut (dyn FnMut(usize, &TurnScore) + Send),
+) -> Report {
+    let mut details: Vec<TurnScore> = Vec::new();
     let mut case_ok = Vec::new();
     for c in &cases.cases {
         let b = world.bindings.get(&c.id).cloned().unwrap_or_default();
@@ -638,6 +654,7 @@ pub async fn run(world: &EvalWorld, copilot: &Copilot, cases: &EvalFile) -> Repo
                         approval_ok: false,
                         violations: Vec::new(),
                         fallback: false,
+                        claim_corrected: false,
                         ms: 0.0,
                         server_ms: 0.0,
                         prompt_tokens: 0,
@@ -671,6 +688,9 @@ pub async fn run(world: &EvalWorld, copilot: &Copilot, cases: &EvalFile) -> Repo
             details.push(s);
         }
         case_ok.push((c.category.clone(), all_ok));
+        if let Some(last) = details.last() {
+            progress(case_ok.len(), last);
+        }
     }
     let n = details.len().max(1) as f64;
     let with_args: Vec<bool> = details.iter().filter_map(|d| d.args_ok).collect();
@@ -717,6 +737,7 @@ pub async fn run(world: &EvalWorld, copilot: &Copilot, cases: &EvalFile) -> Repo
         groundedness: details.iter().filter(|d| d.grounded).count() as f64 / n,
         boundary_violations: details.iter().map(|d| d.violations.len()).sum(),
         fallbacks: details.iter().filter(|d| d.fallback).count(),
+        claims_corrected: details.iter().filter(|d| d.claim_corrected).count(),
         latency_ms: spread(details.iter().map(|d| d.ms).collect()),
         server_ms: spread(details.iter().map(|d| d.server_ms).collect()),
         prompt_tokens_per_turn: details.iter().map(|d| d.prompt_tokens).sum::<u64>() as f64 / n,
@@ -748,6 +769,7 @@ pub fn table(r: &Report) -> String {
     let _ = writeln!(s, "groundedness              {}", pct(r.groundedness));
     let _ = writeln!(s, "boundary violations       {}", r.boundary_violations);
     let _ = writeln!(s, "fallbacks to offline      {}", r.fallbacks);
+    let _ = writeln!(s, "false claims corrected    {}", r.claims_corrected);
     let _ = writeln!(
         s,
         "latency per turn (ms)     p50 {:.1}  p95 {:.1}  max {:.1}",

@@ -17,6 +17,7 @@
 //!
 //! Must not depend on HTTP: the API, the CLI and the Odoo bot all call [`Copilot`].
 
+pub mod claims;
 pub mod engine;
 pub mod eval;
 pub mod event;

@@ -7,6 +7,7 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 /// Every template, by name.
 const TEMPLATES: &[(&str, &str)] = &[
     ("system.j2", include_str!("../../prompts/system.j2")),
+    ("context.j2", include_str!("../../prompts/context.j2")),
     (
         "customer_update.j2",
         include_str!("../../prompts/customer_update.j2"),
@@ -152,9 +153,11 @@ mod tests {
 
     #[test]
     fn system_prompt() {
+        insta::assert_snapshot!(p().render("system.j2", json!({})).unwrap());
         insta::assert_snapshot!(
+            "context",
             p().render(
-                "system.j2",
+                "context.j2",
                 json!({"user": "ana", "role": "service_rep", "today": "2026-11-26", "currency": "EUR",
                        "order": "S00042", "redacted": ["credit_payment"]})
             )

@@ -151,6 +151,84 @@ impl ToolDef {
     pub fn schema(&self) -> Value {
         (self.schema)()
     }
+
+    /// The same schema as a model is shown it: [`compact`], so that fourteen tools fit
+    /// the prompt budget. Arguments are still checked against the Rust type at dispatch.
+    pub fn prompt_schema(&self) -> Value {
+        let mut s = self.schema();
+        let defs = s
+            .as_object_mut()
+            .and_then(|m| m.remove("$defs"))
+            .unwrap_or(Value::Null);
+        compact(&mut s, &defs);
+        s
+    }
+}
+
+/// Say the same in fewer tokens: `$ref`s inlined, `["T", "null"]` types and
+/// `anyOf [X, null]` reduced to `T`/`X` (an optional field is one that is not required),
+/// `oneOf` of constants turned into an `enum`, and `format`/`additionalProperties` dropped
+/// (serde enforces both at dispatch).
+fn compact(v: &mut Value, defs: &Value) {
+    let Value::Object(m) = v else { return };
+    if let Some(Value::String(r)) = m.remove("$ref") {
+        let name = r.rsplit('/').next().unwrap_or_default();
+        if let Some(Value::Object(def)) = defs.get(name) {
+            for (k, x) in def {
+                if !m.contains_key(k) {
+                    m.insert(k.clone(), x.clone());
+                }
+            }
+        }
+    }
+    if let Some(Value::Array(alts)) = m.remove("anyOf") {
+        let mut rest: Vec<Value> = alts
+            .into_iter()
+            .filter(|a| a.get("type") != Some(&Value::String("null".into())))
+            .collect();
+        if rest.len() == 1 {
+            let mut only = rest.remove(0);
+            compact(&mut only, defs);
+            if let Value::Object(o) = only {
+                for (k, x) in o {
+                    if !m.contains_key(&k) {
+                        m.insert(k, x);
+                    }
+                }
+            }
+        } else {
+            m.insert("anyOf".into(), Value::Array(rest));
+        }
+    }
+    if let Some(Value::Array(alts)) = m.get("oneOf")
+        && let Some(consts) = alts
+            .iter()
+            .map(|a| a.get("const").cloned())
+            .collect::<Option<Vec<_>>>()
+    {
+        m.remove("oneOf");
+        m.insert("type".into(), Value::String("string".into()));
+        m.insert("enum".into(), Value::Array(consts));
+    }
+    if let Some(Value::Array(types)) = m.get("type") {
+        let non_null: Vec<&Value> = types
+            .iter()
+            .filter(|t| t.as_str() != Some("null"))
+            .collect();
+        if let [one] = non_null.as_slice() {
+            let one = (*one).clone();
+            m.insert("type".into(), one);
+        }
+    }
+    m.remove("format");
+    m.remove("additionalProperties");
+    for x in m.values_mut() {
+        match x {
+            Value::Object(_) => compact(x, defs),
+            Value::Array(items) => items.iter_mut().for_each(|i| compact(i, defs)),
+            _ => {}
+        }
+    }
 }
 
 fn schema_of<T: JsonSchema>() -> Value {
@@ -1923,6 +2001,42 @@ mod tests {
             .map(|t| t.schema())
             .unwrap_or_default();
         assert!(u.to_string().contains("apologetic"));
+    }
+
+    #[test]
+    fn prompt_schemas_are_compact_and_say_the_same() {
+        let u = tool("draft_customer_update")
+            .map(|t| t.prompt_schema())
+            .unwrap_or_default();
+        assert_eq!(
+            u["properties"]["tone"]["enum"],
+            json!(["neutral", "apologetic", "formal", "friendly"])
+        );
+        assert_eq!(
+            u["properties"]["tone"]["description"],
+            "Tone (default neutral)."
+        );
+        assert_eq!(u["properties"]["language"]["type"], "string");
+        assert_eq!(u["required"], json!(["order"]));
+        let r = tool("request_action")
+            .map(|t| t.prompt_schema())
+            .unwrap_or_default();
+        assert_eq!(r["properties"]["option"]["type"], "integer");
+        assert_eq!(r["properties"]["option"]["minimum"], 0);
+        for t in TOOLS {
+            let text = t.prompt_schema().to_string();
+            for gone in [
+                "$ref",
+                "$defs",
+                "\"null\"",
+                "format",
+                "additionalProperties",
+                "anyOf",
+            ] {
+                assert!(!text.contains(gone), "{}: {gone} in {text}", t.name);
+            }
+            assert!(text.len() < t.schema().to_string().len() + 1, "{}", t.name);
+        }
     }
 
     #[test]
