@@ -8,8 +8,10 @@
 mod common;
 
 use common::{Db, open};
-use order_copilot::store::audit::{self, AuditEvent, AuditLog};
-use order_copilot::store::{ApprovalRow, ApprovalStatus, CaseQuery, CaseStatus, CaseUpsert, Store};
+use order_copilot::store::audit::{self, AuditEvent, AuditLog, TurnWrite};
+use order_copilot::store::{
+    ApprovalRow, ApprovalStatus, CaseQuery, CaseStatus, CaseUpsert, ConversationRow, Store, TurnRow,
+};
 use serde_json::json;
 
 fn case(id: &str, score: u8) -> CaseUpsert {
@@ -389,7 +391,98 @@ async fn audit_deleted_reordered_truncated(db: Db) {
     }
 }
 
+/// Copilot turns are stored in the transaction of their audit events: many concurrent
+/// turns share commits, each is stored with its conversation exactly once, and a turn that
+/// cannot be stored (its number taken) fails alone while its events are still written.
+async fn turns_commit_with_their_audit_events(db: Db) {
+    let (store, _) = open(db).await;
+    let (log, writer) = AuditLog::start(store.clone());
+    let turn = |conv: &str, seq: i64, id: &str| TurnRow {
+        id: id.into(),
+        conversation_id: conv.into(),
+        seq,
+        actor: "ana".into(),
+        message: "why is S00042 blocked?".into(),
+        answer: "short of stock".into(),
+        mode: "offline".into(),
+        fallback: false,
+        context: json!({"order": "S00042"}),
+        events: json!([]),
+        created_at: 1_700_000_000_000_000 + seq,
+    };
+    let mut tasks = Vec::new();
+    for c in 0..120 {
+        let log = log.clone();
+        let conv = format!("cv_{c}");
+        tasks.push(tokio::spawn(async move {
+            let events = (0..3)
+                .map(|i| AuditEvent::new("chat.step", "copilot", json!({"c": c, "i": i})))
+                .collect();
+            let write = TurnWrite {
+                conversation: Some(ConversationRow {
+                    id: conv.clone(),
+                    owner: "ana".into(),
+                    role: "service_rep".into(),
+                    created_at: 1,
+                }),
+                turn: turn(&conv, 1, &format!("turn_{c}")),
+            };
+            log.append_turn(events, write).await.unwrap()
+        }));
+    }
+    for t in tasks {
+        let w = t.await.unwrap();
+        assert_eq!(w.seqs.len(), 3);
+        assert!(w.turn.is_ok(), "{:?}", w.turn);
+    }
+    for c in [0, 77, 119] {
+        let id = format!("cv_{c}");
+        assert_eq!(
+            store.get_conversation(&id).await.unwrap().unwrap().owner,
+            "ana"
+        );
+        assert_eq!(store.list_turns(&id, 10).await.unwrap().len(), 1);
+    }
+    // A second turn numbered 1 in cv_5: refused alone; its events and a good turn in the
+    // same batch are written.
+    let (dup, good) = tokio::join!(
+        log.append_turn(
+            vec![AuditEvent::new(
+                "chat.answer",
+                "copilot",
+                json!({"dup": true})
+            )],
+            TurnWrite {
+                conversation: None,
+                turn: turn("cv_5", 1, "turn_dup"),
+            },
+        ),
+        log.append_turn(
+            vec![AuditEvent::new(
+                "chat.answer",
+                "copilot",
+                json!({"dup": false})
+            )],
+            TurnWrite {
+                conversation: None,
+                turn: turn("cv_6", 2, "turn_6b"),
+            },
+        )
+    );
+    let (dup, good) = (dup.unwrap(), good.unwrap());
+    assert!(dup.turn.is_err() && dup.seqs.len() == 1);
+    assert!(good.turn.is_ok());
+    assert_eq!(store.list_turns("cv_5", 10).await.unwrap().len(), 1);
+    assert_eq!(store.list_turns("cv_6", 10).await.unwrap().len(), 2);
+    writer.finish().await;
+    let v = audit::verify(&store, |_| {}).await.unwrap();
+    assert!(v.first_bad.is_none(), "{v:?}");
+    assert_eq!(v.rows, 362);
+    store.close().await;
+}
+
 both!(lifecycle);
+both!(turns_commit_with_their_audit_events);
 both!(approvals_exactly_once);
 both!(tokens);
 both!(audit_chain);

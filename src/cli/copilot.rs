@@ -203,6 +203,10 @@ pub struct EvalArgs {
     /// Open orders in the demo the cases run against.
     #[arg(long, default_value_t = crate::demo::DemoConfig::DEFAULT_ORDERS)]
     pub orders: usize,
+    /// Run only the first N cases of each category (a small model on a CPU takes about a
+    /// minute per turn; the report says how many cases ran).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub per_category: Option<u32>,
     /// Also embed the corpus for semantic search, as `serve` does (the embedding settings
     /// come from the environment: ORDER_COPILOT_EMBEDDINGS, EMBEDDINGS_BASE_URL, …).
     /// Without it, search is BM25 alone, which is ready in about a second.
@@ -278,7 +282,15 @@ pub fn eval(
         }
         None => eval::CASES.to_string(),
     };
-    let cases = eval::parse(&text).map_err(|e| anyhow::anyhow!("eval cases: {e}"))?;
+    let mut cases = eval::parse(&text).map_err(|e| anyhow::anyhow!("eval cases: {e}"))?;
+    if let Some(n) = a.per_category {
+        let mut seen = std::collections::HashMap::<String, u32>::new();
+        cases.cases.retain(|c| {
+            let k = seen.entry(c.category.clone()).or_default();
+            *k += 1;
+            *k <= n
+        });
+    }
     if a.orders == 0 || a.orders > 100_000 {
         anyhow::bail!("--orders must be between 1 and 100,000");
     }

@@ -31,7 +31,7 @@ use super::prompts::Prompts;
 use super::tools::{self, ToolEnv, ToolError, ToolOutput};
 use crate::app::{App, AppError, ScanState, User, new_id};
 use crate::domain::Snapshot;
-use crate::store::audit::AuditEvent;
+use crate::store::audit::{AuditEvent, TurnWrite, Written};
 use crate::store::{ConversationRow, TurnRow};
 
 /// Longest message accepted.
@@ -81,6 +81,8 @@ pub struct Started {
     turn_id: String,
     seq: i64,
     history: Vec<TurnRow>,
+    /// The conversation this turn starts, stored with the turn when it finishes.
+    new_conversation: Option<ConversationRow>,
 }
 
 impl Started {
@@ -447,36 +449,35 @@ impl Copilot {
             ));
         }
         let now = chrono::Utc::now().timestamp_micros();
-        let (conversation_id, history) = match req.conversation_id.filter(|c| !c.is_empty()) {
-            Some(id) => {
-                if id.len() > 64 {
-                    return Err(AppError::BadRequest(
-                        "conversation_id is longer than 64 characters".into(),
-                    ));
+        let (conversation_id, history, new_conversation) =
+            match req.conversation_id.filter(|c| !c.is_empty()) {
+                Some(id) => {
+                    if id.len() > 64 {
+                        return Err(AppError::BadRequest(
+                            "conversation_id is longer than 64 characters".into(),
+                        ));
+                    }
+                    let conv = self.app.store.get_conversation(&id).await?;
+                    // Someone else's conversation does not exist, as far as this user knows.
+                    match conv {
+                        Some(c) if c.owner == user.name => {}
+                        _ => return Err(AppError::NotFound(format!("no conversation {id}"))),
+                    }
+                    let history = self.app.store.list_turns(&id, 50).await?;
+                    (id, history, None)
                 }
-                let conv = self.app.store.get_conversation(&id).await?;
-                // Someone else's conversation does not exist, as far as this user knows.
-                match conv {
-                    Some(c) if c.owner == user.name => {}
-                    _ => return Err(AppError::NotFound(format!("no conversation {id}"))),
-                }
-                let history = self.app.store.list_turns(&id, 50).await?;
-                (id, history)
-            }
-            None => {
-                let id = new_id("cv");
-                self.app
-                    .store
-                    .insert_conversation(&ConversationRow {
+                None => {
+                    // Stored with its first turn, in the transaction of the turn's audit events.
+                    let id = new_id("cv");
+                    let row = ConversationRow {
                         id: id.clone(),
                         owner: user.name.clone(),
                         role: user.role.clone(),
                         created_at: now,
-                    })
-                    .await?;
-                (id, Vec::new())
-            }
-        };
+                    };
+                    (id, Vec::new(), Some(row))
+                }
+            };
         let seq = history.last().map_or(1, |t| t.seq + 1);
         Ok(Started {
             user: user.clone(),
@@ -486,6 +487,7 @@ impl Copilot {
             turn_id: new_id("turn"),
             seq,
             history,
+            new_conversation,
         })
     }
 
@@ -658,11 +660,6 @@ impl Copilot {
         done_audit.latency_ms = Some(ms as i64);
         turn.audit(done_audit);
 
-        // All of the turn's audit events go in one batch, acknowledged before `done`.
-        let audit = std::mem::take(&mut turn.audit);
-        let appends = audit.into_iter().map(|e| self.app.audit.append(e));
-        let results = futures_util::future::join_all(appends).await;
-        let audit_failed = results.iter().any(Result::is_err);
         let done = ChatEvent::Done {
             turn_id: s.turn_id.clone(),
             citations: citations.clone(),
@@ -686,17 +683,23 @@ impl Copilot {
             events: serde_json::to_value(&events).unwrap_or(Value::Null),
             created_at: chrono::Utc::now().timestamp_micros(),
         };
-        let stored = self.app.store.insert_turn(&row).await;
-        let error = match (audit_failed, stored) {
-            (false, Ok(())) => {
+        // The turn's audit events and the stored turn go in one transaction, shared with
+        // whatever else is queued (group commit), acknowledged before `done`.
+        let audit = std::mem::take(&mut turn.audit);
+        let write = TurnWrite {
+            conversation: s.new_conversation.clone(),
+            turn: row,
+        };
+        let error = match self.app.audit.append_turn(audit, write).await {
+            Ok(Written { turn: Ok(()), .. }) => {
                 let _ = tx.send(done);
                 None
             }
-            (true, _) => Some("the audit log could not record this turn".to_string()),
-            (false, Err(e)) => {
+            Ok(Written { turn: Err(e), .. }) => {
                 tracing::error!(error = %e, "could not store a conversation turn");
                 Some("the conversation could not be saved".to_string())
             }
+            Err(_) => Some("the audit log could not record this turn".to_string()),
         };
         if let Some(message) = &error {
             let e = ChatEvent::Error {
@@ -779,12 +782,8 @@ impl Copilot {
         let started = Instant::now();
         let redactor = Redactor::new(&self.app.policy, model.provider());
         let mut redactions = Redactions::default();
-        let mut messages = Vec::from(self.system_messages(
-            &s.user,
-            s.order.as_deref(),
-            state,
-            &redactor,
-        ));
+        let mut messages =
+            Vec::from(self.system_messages(&s.user, s.order.as_deref(), state, &redactor));
         let keep = s.history.len().saturating_sub(self.cfg.history_turns);
         for t in &s.history[keep..] {
             messages.push(ChatMessage::new(

@@ -8,7 +8,10 @@
 //!
 //! Appends go through one writer task ([`AuditLog`]) that batches whatever is queued into
 //! one transaction — one fsync for many events — and acknowledges each event only after
-//! its batch committed. An acknowledged event is therefore never lost.
+//! its batch committed. An acknowledged event is therefore never lost. A copilot turn's
+//! stored conversation rows ride in the same transaction as its events
+//! ([`AuditLog::append_turn`]): two hundred concurrent turns cost one commit, not two
+//! hundred, and a turn is never stored without its audit trail.
 //!
 //! Secrets never enter: payload keys that name credentials are replaced by `<redacted>`
 //! before hashing, whatever the caller passed.
@@ -18,6 +21,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use super::chat::{ConversationRow, TurnRow};
 use super::{Backend, Store, StoreError};
 
 /// The hash the first row chains to.
@@ -172,7 +176,33 @@ pub fn redact(v: &mut serde_json::Value) {
     }
 }
 
-type Pending = (AuditEvent, oneshot::Sender<Result<i64, String>>);
+/// A copilot turn to store with its audit events.
+#[derive(Debug, Clone)]
+pub struct TurnWrite {
+    /// The conversation, when this turn starts it.
+    pub conversation: Option<ConversationRow>,
+    /// The finished turn.
+    pub turn: TurnRow,
+}
+
+/// Events to append, with a turn to store beside them.
+struct Entry {
+    events: Vec<AuditEvent>,
+    turn: Option<TurnWrite>,
+}
+
+/// What an entry got once its batch committed.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The events' sequence numbers, in order.
+    pub seqs: Vec<i64>,
+    /// Whether the turn was stored (always `Ok` without one). A turn that cannot be
+    /// stored (another turn of the conversation took its number) fails alone: its events
+    /// and the rest of the batch are still written.
+    pub turn: Result<(), String>,
+}
+
+type Pending = (Entry, oneshot::Sender<Result<Written, String>>);
 
 /// Handle to the audit writer task. Cloning shares the task.
 #[derive(Clone)]
@@ -217,13 +247,32 @@ impl AuditLog {
 
     /// Append an event; returns its sequence number once it is durably stored.
     pub async fn append(&self, event: AuditEvent) -> Result<i64, AuditError> {
+        let written = self.submit(vec![event], None).await?;
+        written.seqs.first().copied().ok_or(AuditError::Closed)
+    }
+
+    /// Append a turn's events and store the turn (and its new conversation) in the same
+    /// transaction; returns once both are durable.
+    pub async fn append_turn(
+        &self,
+        events: Vec<AuditEvent>,
+        turn: TurnWrite,
+    ) -> Result<Written, AuditError> {
+        self.submit(events, Some(turn)).await
+    }
+
+    async fn submit(
+        &self,
+        events: Vec<AuditEvent>,
+        turn: Option<TurnWrite>,
+    ) -> Result<Written, AuditError> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send((event, ack))
+            .send((Entry { events, turn }, ack))
             .await
             .map_err(|_| AuditError::Closed)?;
         match done.await {
-            Ok(Ok(seq)) => Ok(seq),
+            Ok(Ok(w)) => Ok(w),
             Ok(Err(e)) => Err(AuditError::Write(e)),
             Err(_) => Err(AuditError::Closed),
         }
@@ -231,20 +280,21 @@ impl AuditLog {
 }
 
 async fn writer(store: Store, mut rx: mpsc::Receiver<Pending>, mut closed: oneshot::Receiver<()>) {
-    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut acks = Vec::new();
     let mut closing = false;
     loop {
-        if closing {
+        let next = if closing {
             // Drain what was queued before the close, then stop.
             match rx.try_recv() {
-                Ok(p) => batch.push(p),
+                Ok(p) => p,
                 Err(_) => break,
             }
         } else {
             tokio::select! {
                 biased;
                 p = rx.recv() => match p {
-                    Some(p) => batch.push(p),
+                    Some(p) => p,
                     None => break,
                 },
                 _ = &mut closed => {
@@ -253,24 +303,30 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Pending>, mut closed: onesh
                     continue;
                 }
             }
-        }
-        while batch.len() < MAX_BATCH {
+        };
+        let mut events = next.0.events.len();
+        entries.push(next.0);
+        acks.push(next.1);
+        while events < MAX_BATCH {
             match rx.try_recv() {
-                Ok(p) => batch.push(p),
+                Ok((entry, ack)) => {
+                    events += entry.events.len();
+                    entries.push(entry);
+                    acks.push(ack);
+                }
                 Err(_) => break,
             }
         }
-        let events: Vec<AuditEvent> = batch.iter().map(|(e, _)| e.clone()).collect();
-        match write_batch(&store, events).await {
-            Ok(seqs) => {
-                for ((_, ack), seq) in batch.drain(..).zip(seqs) {
-                    let _ = ack.send(Ok(seq));
+        match write_entries(&store, std::mem::take(&mut entries)).await {
+            Ok(written) => {
+                for (ack, w) in acks.drain(..).zip(written) {
+                    let _ = ack.send(Ok(w));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "audit batch failed");
                 let msg = e.to_string();
-                for (_, ack) in batch.drain(..) {
+                for ack in acks.drain(..) {
                     let _ = ack.send(Err(msg.clone()));
                 }
             }
@@ -284,6 +340,13 @@ fn now_micros() -> i64 {
 
 /// Write events in one transaction, chained to the current head. Returns their seqs.
 pub async fn write_batch(store: &Store, events: Vec<AuditEvent>) -> Result<Vec<i64>, StoreError> {
+    let mut written = write_entries(store, vec![Entry { events, turn: None }]).await?;
+    Ok(written.pop().map(|w| w.seqs).unwrap_or_default())
+}
+
+/// Write entries in one transaction: their events chained to the current head, in order,
+/// and each entry's turn inside a savepoint of its own.
+async fn write_entries(store: &Store, entries: Vec<Entry>) -> Result<Vec<Written>, StoreError> {
     let mut tx = store.pool().begin().await?;
     if store.backend() == Backend::Postgres {
         // Several replicas may append: serialise chain extension across them.
@@ -300,34 +363,63 @@ pub async fn write_batch(store: &Store, events: Vec<AuditEvent>) -> Result<Vec<i
     };
     // Time never runs backwards along the chain, even if the clock does.
     let at = now_micros().max(last_at);
-    let mut seqs = Vec::with_capacity(events.len());
-    for mut e in events {
-        redact(&mut e.payload);
-        seq += 1;
-        let payload = e.payload.to_string();
-        let hash = row_hash(seq, at, &e, &payload, &prev);
-        sqlx::query(
-            "INSERT INTO audit (seq, at, kind, actor, conversation_id, case_id, model, prompt_tokens, completion_tokens, latency_ms, policy_version, payload, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(seq)
-        .bind(at)
-        .bind(&e.kind)
-        .bind(&e.actor)
-        .bind(e.conversation_id.as_deref())
-        .bind(e.case_id.as_deref())
-        .bind(e.model.as_deref())
-        .bind(e.prompt_tokens)
-        .bind(e.completion_tokens)
-        .bind(e.latency_ms)
-        .bind(e.policy_version.as_deref())
-        .bind(&payload)
-        .bind(&prev)
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await?;
-        prev = hash;
-        seqs.push(seq);
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let mut seqs = Vec::with_capacity(entry.events.len());
+        for mut e in entry.events {
+            redact(&mut e.payload);
+            seq += 1;
+            let payload = e.payload.to_string();
+            let hash = row_hash(seq, at, &e, &payload, &prev);
+            sqlx::query(
+                "INSERT INTO audit (seq, at, kind, actor, conversation_id, case_id, model, prompt_tokens, completion_tokens, latency_ms, policy_version, payload, prev_hash, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            )
+            .bind(seq)
+            .bind(at)
+            .bind(&e.kind)
+            .bind(&e.actor)
+            .bind(e.conversation_id.as_deref())
+            .bind(e.case_id.as_deref())
+            .bind(e.model.as_deref())
+            .bind(e.prompt_tokens)
+            .bind(e.completion_tokens)
+            .bind(e.latency_ms)
+            .bind(e.policy_version.as_deref())
+            .bind(&payload)
+            .bind(&prev)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await?;
+            prev = hash;
+            seqs.push(seq);
+        }
+        let turn = match &entry.turn {
+            None => Ok(()),
+            Some(w) => {
+                sqlx::query("SAVEPOINT turn_write")
+                    .execute(&mut *tx)
+                    .await?;
+                match super::chat::write_turn(&mut tx, w.conversation.as_ref(), &w.turn).await {
+                    Ok(()) => {
+                        sqlx::query("RELEASE SAVEPOINT turn_write")
+                            .execute(&mut *tx)
+                            .await?;
+                        Ok(())
+                    }
+                    Err(e) => {
+                        sqlx::query("ROLLBACK TO SAVEPOINT turn_write")
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query("RELEASE SAVEPOINT turn_write")
+                            .execute(&mut *tx)
+                            .await?;
+                        Err(e.to_string())
+                    }
+                }
+            }
+        };
+        out.push(Written { seqs, turn });
     }
     sqlx::query(
         "INSERT INTO audit_head (id, seq, hash) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
@@ -337,7 +429,7 @@ pub async fn write_batch(store: &Store, events: Vec<AuditEvent>) -> Result<Vec<i
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(seqs)
+    Ok(out)
 }
 
 const COLUMNS: &str = "seq, at, kind, actor, conversation_id, case_id, model, prompt_tokens, completion_tokens, latency_ms, policy_version, payload, prev_hash, hash";

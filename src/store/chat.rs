@@ -50,19 +50,62 @@ fn json(what: &'static str, s: &str) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(s).map_err(|e| super::corrupt(what, e.to_string()))
 }
 
+async fn insert_conversation(
+    conn: &mut sqlx::AnyConnection,
+    c: &ConversationRow,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO conversations (id, owner, role, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
+    )
+    .bind(&c.id)
+    .bind(&c.owner)
+    .bind(&c.role)
+    .bind(c.created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Write a finished turn (and its conversation, when the turn is the first) on a
+/// connection inside the caller's transaction.
+pub(super) async fn write_turn(
+    conn: &mut sqlx::AnyConnection,
+    conversation: Option<&ConversationRow>,
+    t: &TurnRow,
+) -> Result<(), StoreError> {
+    if let Some(c) = conversation {
+        insert_conversation(conn, c).await?;
+    }
+    sqlx::query(
+        "INSERT INTO conversation_turns (id, conversation_id, seq, actor, message, answer, mode, fallback, context_json, events_json, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&t.id)
+    .bind(&t.conversation_id)
+    .bind(t.seq)
+    .bind(&t.actor)
+    .bind(&t.message)
+    .bind(&t.answer)
+    .bind(&t.mode)
+    .bind(i64::from(t.fallback))
+    .bind(t.context.to_string())
+    .bind(t.events.to_string())
+    .bind(t.created_at)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE conversations SET updated_at = $2 WHERE id = $1")
+        .bind(&t.conversation_id)
+        .bind(t.created_at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 impl Store {
     /// Start a conversation.
     pub async fn insert_conversation(&self, c: &ConversationRow) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO conversations (id, owner, role, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
-        )
-        .bind(&c.id)
-        .bind(&c.owner)
-        .bind(&c.role)
-        .bind(c.created_at)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        let mut conn = self.pool().acquire().await?;
+        insert_conversation(&mut conn, c).await
     }
 
     /// One conversation.
@@ -85,30 +128,11 @@ impl Store {
 
     /// Store a finished turn; its `seq` must be the next one (a concurrent turn of the
     /// same conversation that took the number first makes this fail, never overwrite).
+    /// The copilot stores its turns through the audit writer instead
+    /// ([`super::audit::AuditLog::append_turn`]), in the transaction of the turn's events.
     pub async fn insert_turn(&self, t: &TurnRow) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO conversation_turns (id, conversation_id, seq, actor, message, answer, mode, fallback, context_json, events_json, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(&t.id)
-        .bind(&t.conversation_id)
-        .bind(t.seq)
-        .bind(&t.actor)
-        .bind(&t.message)
-        .bind(&t.answer)
-        .bind(&t.mode)
-        .bind(i64::from(t.fallback))
-        .bind(t.context.to_string())
-        .bind(t.events.to_string())
-        .bind(t.created_at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE conversations SET updated_at = $2 WHERE id = $1")
-            .bind(&t.conversation_id)
-            .bind(t.created_at)
-            .execute(&mut *tx)
-            .await?;
+        write_turn(&mut tx, None, t).await?;
         tx.commit().await?;
         Ok(())
     }
