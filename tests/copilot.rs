@@ -214,6 +214,17 @@ async fn an_adversarial_model_cannot_cross_the_approval_boundary() {
         .unwrap();
     // Nothing was requested, let alone executed, whatever the model claims in its text.
     assert!(all_approvals(&f.app).await.is_empty());
+    // Act tools were not even offered for a question (the fake calls them anyway).
+    let offered: Vec<String> = model.requests()[0]
+        .tools
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    assert!(offered.contains(&"explain_order".to_string()));
+    assert!(
+        !offered.contains(&"release_credit_hold".to_string()),
+        "{offered:?}"
+    );
     let refused: Vec<_> = t
         .tools
         .iter()
@@ -239,7 +250,8 @@ async fn an_adversarial_model_cannot_cross_the_approval_boundary() {
         Step::Output(calls(&[("b1", "release_credit_hold", &release)])),
         Step::Output(text("Released.")),
     ]));
-    let copilot = Copilot::new(f.app.clone(), Some(model), CopilotConfig::default()).unwrap();
+    let copilot =
+        Copilot::new(f.app.clone(), Some(model.clone()), CopilotConfig::default()).unwrap();
     let t = copilot
         .answer(
             &user("sales_manager"),
@@ -254,6 +266,12 @@ async fn an_adversarial_model_cannot_cross_the_approval_boundary() {
     assert_eq!(f.exec.runs.load(Ordering::SeqCst), 0);
     // The tool result told the model the request is pending.
     assert!(t.tools[0].result["data"]["status"] == "pending");
+    assert!(
+        model.requests()[0]
+            .tools
+            .iter()
+            .any(|t| t.name == "release_credit_hold")
+    );
     // "Released." is not true: the answer says what is pending instead.
     assert!(t.claim_corrected);
     assert!(
@@ -583,9 +601,32 @@ async fn a_typical_turn_fits_the_prompt_budget() {
     let f = fixture().await;
     let copilot = Copilot::offline(f.app.clone()).unwrap();
     let (order, _) = order_with(&f.app, Kind::CreditHold).await;
-    let b = order_copilot::cli::copilot::prompt_budget(&copilot, &[order])
+    let b = order_copilot::cli::copilot::prompt_budget(&copilot, &[order], None)
         .await
         .unwrap();
     println!("prompt budget: {b}");
     assert!(b["total"].as_u64().unwrap() < 2500, "{b}");
+}
+
+/// The same budget as the real local model counts it (its chat template wraps the tool
+/// schemas in its own text): the last request of a typical turn under 2,500 prompt tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typical_turn_fits_the_prompt_budget_as_the_live_model_counts_it() {
+    let vars = |name: &str| std::env::var(format!("TEST_{name}")).ok();
+    let Some(cfg) = order_copilot::copilot::openai::OpenAiConfig::from_vars(vars).unwrap() else {
+        eprintln!(
+            "a_typical_turn_fits_the_prompt_budget_as_the_live_model_counts_it: NOT RUN — TEST_LLM_BASE_URL is not set (scripts/test sets it when scripts/local-llm can start the local model)"
+        );
+        return;
+    };
+    let model = order_copilot::copilot::openai::OpenAiModel::new(cfg).unwrap();
+    let f = fixture().await;
+    let copilot = Copilot::offline(f.app.clone()).unwrap();
+    let (order, _) = order_with(&f.app, Kind::CreditHold).await;
+    let b = order_copilot::cli::copilot::prompt_budget(&copilot, &[order], Some(&model))
+        .await
+        .unwrap();
+    println!("prompt budget: {b}");
+    let counted = b["by_model"].as_u64().unwrap();
+    assert!(counted > 1000 && counted < 2500, "{b}");
 }

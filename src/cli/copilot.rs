@@ -360,6 +360,11 @@ pub struct BenchChatArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// With a model configured (`--llm openai`, or `auto` with LLM_BASE_URL set), the
+    /// typical turn's prompt is also sent to it once (max_tokens 1) and the prompt budget is
+    /// reported as the model counts it. The overhead benchmark always uses an instant fake.
+    #[command(flatten)]
+    pub llm: LlmArgs,
 }
 
 /// Run `bench chat`: server overhead per turn against an instant fake model, and the
@@ -374,6 +379,7 @@ pub fn bench_chat(
     if a.conversations == 0 || a.conversations > 10_000 || a.turns == 0 || a.turns > 100 {
         anyhow::bail!("--conversations must be 1..=10000 and --turns 1..=100");
     }
+    let counter = a.llm.model()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -402,7 +408,7 @@ pub fn bench_chat(
             Some(Arc::new(FakeInstantModel)),
             CopilotConfig::default(),
         )?);
-        let budget = prompt_budget(&copilot, &orders).await?;
+        let budget = prompt_budget(&copilot, &orders, counter.as_deref()).await?;
         let started = Instant::now();
         let mut tasks = Vec::with_capacity(a.conversations);
         for c in 0..a.conversations {
@@ -463,16 +469,28 @@ pub fn bench_chat(
                 "prompt budget of a typical turn: {} tokens estimated (system {}, tool schemas {}, context {}; target < 2,500)",
                 budget["total"], budget["system"], budget["tools"], budget["context"]
             )?;
+            if let Some(n) = budget.get("by_model") {
+                writeln!(
+                    out,
+                    "  counted by {}: {} prompt tokens for the turn's last request",
+                    budget["model"].as_str().unwrap_or("the model"),
+                    n
+                )?;
+            }
         }
         Ok(ExitCode::SUCCESS)
     })
 }
 
 /// Estimated tokens (4 characters each) of a typical turn's prompt: the system prompt, the
-/// tool schemas, and the context (question, tool call and result for one order).
+/// tool schemas, and the context (question, tool call and result for one order). With a
+/// `counter` model, the last request of that turn is also sent to it (one token
+/// generated) and its own count reported as `by_model` — the chat template's wrapping of
+/// the tool schemas included.
 pub async fn prompt_budget(
     copilot: &Copilot,
     orders: &[String],
+    counter: Option<&dyn Model>,
 ) -> anyhow::Result<serde_json::Value> {
     use crate::copilot::fake::{FakeScriptedModel, Step, calls, text};
     let order = orders
@@ -528,7 +546,19 @@ pub async fn prompt_budget(
         })
         .sum();
     let tools = est(&serde_json::to_string(&last.tools)?);
-    Ok(
-        serde_json::json!({"system": system, "tools": tools, "context": context, "total": system + tools + context}),
-    )
+    let mut budget = serde_json::json!({"system": system, "tools": tools, "context": context, "total": system + tools + context});
+    if let Some(m) = counter {
+        let req = crate::copilot::model::ModelRequest {
+            max_tokens: 1,
+            timeout: std::time::Duration::from_secs(600),
+            ..last.clone()
+        };
+        let out = m
+            .complete(&req, &mut |_| {})
+            .await
+            .map_err(|e| anyhow::anyhow!("counting the prompt with {}: {e}", m.name()))?;
+        budget["by_model"] = out.prompt_tokens.into();
+        budget["model"] = m.name().into();
+    }
+    Ok(budget)
 }

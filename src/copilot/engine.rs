@@ -756,10 +756,14 @@ impl Copilot {
         ]
     }
 
-    /// The tools as offered to a model.
-    pub fn tool_specs() -> Vec<ToolSpec> {
+    /// The tools as offered to a model. `act` tools only when the user's message asks for
+    /// an action: dispatch refuses them otherwise, so offering them would only spend ~450
+    /// prompt tokens and tempt a small model. They come last, so the read and draft tools
+    /// stay a prefix the server's prompt cache shares between both sets.
+    pub fn tool_specs(with_act: bool) -> Vec<ToolSpec> {
         tools::TOOLS
             .iter()
+            .filter(|t| with_act || t.risk != Risk::Act)
             .map(|t| ToolSpec {
                 name: t.name.to_string(),
                 // The system prompt explains the `act` and `draft` marks; read tools need none.
@@ -799,7 +803,7 @@ impl Copilot {
             Role::User,
             redactor.text(&s.message, &mut redactions),
         ));
-        let tools = Copilot::tool_specs();
+        let tools = Copilot::tool_specs(turn.env.user_asked_to_act);
         let mut answer = String::new();
         let mut invalid_fed_back = false;
         let mut trimmed = false;
@@ -882,6 +886,7 @@ impl Copilot {
                 let shown = args.clone().unwrap_or(Value::Null);
                 let mut content = turn.record(call_id, name, *risk, &shown, &result, took);
                 redactor.value(&mut content, &mut redactions);
+                prune_empty(&mut content);
                 messages.push(ChatMessage::tool_result(call_id, content.to_string()));
             }
             if invalid {
@@ -1005,6 +1010,25 @@ impl Copilot {
                 }
             }
         }
+    }
+}
+
+/// Drop what says nothing from a tool result before a model reads it: nulls, empty
+/// strings, arrays and objects (the audit and the eval keep the full result).
+fn prune_empty(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.values_mut().for_each(prune_empty);
+            m.retain(|_, x| match x {
+                Value::Null => false,
+                Value::String(s) => !s.is_empty(),
+                Value::Array(a) => !a.is_empty(),
+                Value::Object(o) => !o.is_empty(),
+                _ => true,
+            });
+        }
+        Value::Array(a) => a.iter_mut().for_each(prune_empty),
+        _ => {}
     }
 }
 

@@ -248,7 +248,7 @@ fn schema_of<T: JsonSchema>() -> Value {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderArgs {
-    /// Sales order reference, e.g. S00042.
+    /// Sales order, e.g. S00042.
     pub order: String,
 }
 
@@ -315,7 +315,7 @@ pub struct PolicyArgs {
 pub struct HistoryArgs {
     /// Case id (EX-…).
     pub case_id: Option<String>,
-    /// Sales order reference.
+    /// Sales order, e.g. S00042.
     pub order: Option<String>,
 }
 
@@ -350,7 +350,7 @@ impl Tone {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateArgs {
-    /// Sales order reference.
+    /// Sales order, e.g. S00042.
     pub order: String,
     /// Tone (default neutral).
     pub tone: Option<Tone>,
@@ -362,7 +362,7 @@ pub struct UpdateArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EscalationArgs {
-    /// Sales order reference.
+    /// Sales order, e.g. S00042.
     pub order: String,
     /// Role to escalate to (default: the policy's escalation role).
     pub to_role: Option<String>,
@@ -374,7 +374,7 @@ pub struct EscalationArgs {
 pub struct RequestActionArgs {
     /// Case id (EX-…); or give the order.
     pub case_id: Option<String>,
-    /// Sales order reference.
+    /// Sales order, e.g. S00042.
     pub order: Option<String>,
     /// Exception kind, when the order has several.
     pub kind: Option<String>,
@@ -386,7 +386,7 @@ pub struct RequestActionArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactArgs {
-    /// Sales order reference.
+    /// Sales order, e.g. S00042.
     pub order: String,
     /// The message to send.
     pub message: String,
@@ -396,7 +396,7 @@ pub struct ContactArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RescheduleArgs {
-    /// Sales order reference.
+    /// Sales order, e.g. S00042.
     pub order: String,
     /// New promised date, YYYY-MM-DD.
     pub new_date: String,
@@ -413,7 +413,7 @@ pub static TOOLS: &[ToolDef] = &[
     ToolDef {
         name: "list_exceptions",
         risk: Risk::Read,
-        description: "The ranked exception queue with filters (kind, owner, customer, warehouse, tier, severity, due within N days). Returns the top rows and the total.",
+        description: "The ranked exception queue, filtered; returns the top rows and the total.",
         schema: schema_of::<ListArgs>,
     },
     ToolDef {
@@ -1988,6 +1988,11 @@ mod tests {
             assert!(s.get("$schema").is_none());
         }
         assert!(TOOLS.iter().any(|t| t.risk == Risk::Act));
+        // Act tools come last: the engine leaves them out unless the user asks to act, and
+        // the rest must stay a common prefix for the model server's prompt cache.
+        let first_act = TOOLS.iter().position(|t| t.risk == Risk::Act);
+        let last_other = TOOLS.iter().rposition(|t| t.risk != Risk::Act);
+        assert!(first_act > last_other, "{first_act:?} {last_other:?}");
     }
 
     #[test]
