@@ -761,6 +761,13 @@ impl Copilot {
     /// prompt tokens and tempt a small model. They come last, so the read and draft tools
     /// stay a prefix the server's prompt cache shares between both sets.
     pub fn tool_specs(with_act: bool) -> Vec<ToolSpec> {
+        // Built once: the schemas are generated from the Rust types and never change.
+        static SPECS: std::sync::LazyLock<[Vec<ToolSpec>; 2]> =
+            std::sync::LazyLock::new(|| [Copilot::build_specs(false), Copilot::build_specs(true)]);
+        SPECS[usize::from(with_act)].clone()
+    }
+
+    fn build_specs(with_act: bool) -> Vec<ToolSpec> {
         tools::TOOLS
             .iter()
             .filter(|t| with_act || t.risk != Risk::Act)

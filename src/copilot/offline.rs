@@ -264,10 +264,17 @@ fn has_any(m: &str, words: &[&str]) -> bool {
     words.iter().any(|w| m.contains(w))
 }
 
+/// Whole-word containment on normalised text (words separated by single spaces), without
+/// allocating: it runs for every customer and product name on every turn.
 fn word_in(m: &str, phrase: &str) -> bool {
-    // Whole-word containment on normalised text.
-    let hay = format!(" {m} ");
-    hay.contains(&format!(" {phrase} "))
+    if phrase.is_empty() {
+        return false;
+    }
+    let bytes = m.as_bytes();
+    m.match_indices(phrase).any(|(i, _)| {
+        let end = i + phrase.len();
+        (i == 0 || bytes[i - 1] == b' ') && (end == bytes.len() || bytes[end] == b' ')
+    })
 }
 
 /// Order references (`S00042`) and case ids (`EX-…`) in a message.
@@ -1053,6 +1060,17 @@ fn strip_nulls(v: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn word_in_matches_whole_words_only() {
+        assert!(word_in("why is bakker bouw late", "bakker bouw"));
+        assert!(word_in("bakker", "bakker"));
+        assert!(word_in("late for bakker", "bakker"));
+        assert!(!word_in("bakkerij late", "bakker"));
+        assert!(!word_in("the rebakker", "bakker"));
+        assert!(word_in("rebakker and bakker", "bakker"));
+        assert!(!word_in("anything", ""));
+    }
 
     fn snap() -> Snapshot {
         crate::demo::generate(
