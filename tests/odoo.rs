@@ -362,7 +362,7 @@ async fn fake_answers_every_recorded_request_in_the_recorded_shape() {
             .unwrap(),
         );
     }
-    let http = reqwest::Client::new();
+    let http = order_copilot::outbound::client_builder().build().unwrap();
     let (mut replayed, mut skipped, mut failures) = (0, Vec::new(), Vec::new());
     for (v, name, r) in &recs {
         if name.starts_with("webhook_received") || DATA_DEPENDENT.contains(&name.as_str()) {
@@ -1084,7 +1084,7 @@ async fn bot_18() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_secret_rate_and_shape() {
     let rig = bot_rig(18).await;
-    let http = reqwest::Client::new();
+    let http = order_copilot::outbound::client_builder().build().unwrap();
     let payload = json!({"_action": "Send Webhook Notification(#1)", "_id": 9_999_999, "_model": "mail.message", "id": 9_999_999, "author_id": 7, "body": "<p>S00012?</p>", "message_type": "comment", "model": "discuss.channel", "res_id": rig.channel});
     for url in [rig.webhook.clone(), format!("{}?secret=wrong", rig.webhook)] {
         let r = http.post(&url).json(&payload).send().await.unwrap();

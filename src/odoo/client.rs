@@ -1,4 +1,4 @@
-//! A typed Odoo client over HTTP (reqwest, plain HTTP: see the README for TLS).
+//! A typed Odoo client over HTTP (reqwest from [`crate::outbound`]; plain HTTP only for now).
 //!
 //! `/jsonrpc` `execute_kw` for Odoo 16–18 and JSON-2 (`/json/2/<model>/<method>`, bearer API
 //! key) for 19+, chosen by probing the server version. Every call has a timeout, goes
@@ -170,7 +170,7 @@ impl OdooClient {
                 wire::truncate(&base, 60)
             )));
         }
-        let http = reqwest::Client::builder()
+        let http = crate::outbound::client_builder()
             .timeout(opts.timeout)
             .connect_timeout(opts.timeout.min(Duration::from_secs(10)))
             .build()

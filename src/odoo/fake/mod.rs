@@ -433,7 +433,7 @@ impl FakeOdoo {
             calls: Mutex::new(Vec::new()),
             requests: AtomicU64::new(0),
             down: AtomicBool::new(false),
-            http: reqwest::Client::builder()
+            http: crate::outbound::client_builder()
                 .timeout(std::time::Duration::from_secs(1))
                 .build()
                 .map_err(std::io::Error::other)?,
