@@ -23,6 +23,8 @@
 //!   executor, the chatter/Discuss bot, and `FakeOdoo`, a wire-exact test double.
 //! - [`retrieval`] — hybrid search (tantivy BM25 + sentence-embedding vectors, fused by
 //!   reciprocal rank) over policy clauses, resolved cases and the catalogue, for citations.
+//! - [`outbound`] — the one outbound HTTP client setup (reqwest, rustls with ring) the
+//!   Odoo, model and embeddings adapters build on.
 //! - [`cli`] — the command line (`serve`, `scan`, `explain`, `token`, `audit`, `bench`).
 //!
 //! Data flows one way: a source builds a `Snapshot`, `core::detect` turns it into ranked
@@ -37,6 +39,7 @@ pub mod domain;
 pub mod http;
 pub mod intel;
 pub mod odoo;
+pub mod outbound;
 pub mod policy;
 pub mod predict;
 pub mod retrieval;

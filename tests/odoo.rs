@@ -51,10 +51,20 @@ async fn connect(
     fake: &FakeOdoo,
     login: &str,
 ) -> Result<OdooClient, order_copilot::odoo::wire::OdooError> {
+    connect_at(fake, login, fake.url(), None).await
+}
+
+/// Connect as `login` to `url` (the fake's, or its HTTPS twin), trusting `ca_file`.
+async fn connect_at(
+    fake: &FakeOdoo,
+    login: &str,
+    url: String,
+    ca_file: Option<PathBuf>,
+) -> Result<OdooClient, order_copilot::odoo::wire::OdooError> {
     let u = fake.user(login).unwrap();
     OdooClient::connect(
         Credentials {
-            url: fake.url(),
+            url,
             db: fake.db(),
             login: login.into(),
             api_key: Secret::new(u.key),
@@ -63,6 +73,7 @@ async fn connect(
             timeout: std::time::Duration::from_secs(10),
             retries: 1,
             backoff: std::time::Duration::from_millis(20),
+            ca_file,
             ..ClientOptions::default()
         },
     )
@@ -362,7 +373,7 @@ async fn fake_answers_every_recorded_request_in_the_recorded_shape() {
             .unwrap(),
         );
     }
-    let http = reqwest::Client::new();
+    let http = order_copilot::outbound::client_builder().build().unwrap();
     let (mut replayed, mut skipped, mut failures) = (0, Vec::new(), Vec::new());
     for (v, name, r) in &recs {
         if name.starts_with("webhook_received") || DATA_DEPENDENT.contains(&name.as_str()) {
@@ -684,6 +695,232 @@ async fn client_errors_are_typed_and_credentials_stay_out() {
     let e = c.search_count("sale.order", json!([])).await;
     assert!(matches!(e, Err(wire::OdooError::Transport(_))), "{e:?}");
     assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+// ---- HTTPS: FakeOdoo behind TLS, its certificate signed by a private CA ---------------------
+
+/// A throwaway CA and a certificate for `127.0.0.1` it signed, made by the openssl CLI.
+struct Pki {
+    dir: PathBuf,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the HTTPS tests need the openssl CLI (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn make_pki(name: &str) -> Pki {
+    let dir = std::env::temp_dir().join(format!("oc-odoo-tls-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=order-copilot test CA",
+    ];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+    openssl(&dir, &ca);
+    let mut csr = vec!["req", "-subj", "/CN=odoo.test"];
+    csr.extend(ec);
+    csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
+    openssl(&dir, &csr);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ],
+    );
+    Pki {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+        dir,
+    }
+}
+
+/// Accepts TCP connections and completes a TLS handshake on each before axum sees it.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            };
+            // A client that distrusts the certificate aborts the handshake: wait for the next.
+            if let Ok(tls) = self.tls.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// FakeOdoo 17 over HTTPS with `pki`'s server certificate, and its `https://` URL.
+async fn fake_over_tls(pki: &Pki, demo: &Snapshot) -> (FakeOdoo, String) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(&pki.cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(&pki.key).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let listener = TlsListener {
+        tcp: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        tls: tokio_rustls::TlsAcceptor::from(Arc::new(cfg)),
+    };
+    let fake = FakeOdoo::start_on(listener, FakeConfig::version(17), demo).unwrap();
+    let url = format!("https://127.0.0.1:{}", fake.addr.port());
+    (fake, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_the_private_ca() {
+    let pki = make_pki("ok");
+    let demo = demo_snapshot(50);
+    let (fake, url) = fake_over_tls(&pki, &demo).await;
+    let c = connect_at(&fake, "admin", url.clone(), Some(pki.ca.clone()))
+        .await
+        .unwrap();
+    assert_eq!(c.url(), url);
+    assert_eq!(c.version().major, 17);
+    let rows = c
+        .search_read(
+            "sale.order",
+            json!([]),
+            &["name", "partner_id"],
+            Some("id"),
+            0,
+            Some(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 5);
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let mut expected: Vec<(i64, &str)> = demo
+        .orders
+        .iter()
+        .map(|o| (o.id, o.name.as_str()))
+        .collect();
+    expected.sort();
+    let expected: Vec<&str> = expected.iter().take(5).map(|(_, n)| *n).collect();
+    assert_eq!(names, expected);
+    assert!(rows.iter().all(|r| wire::m2o(&r["partner_id"]).is_some()));
+    // version, login, search_read: every request went over TLS to the fake.
+    assert_eq!(fake.requests(), 3);
+}
+
+/// The text of the TLS error `r` must be.
+fn tls_error(r: Result<OdooClient, wire::OdooError>) -> String {
+    match r {
+        Err(wire::OdooError::Tls(msg)) => msg,
+        other => panic!("expected a TLS error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_without_the_right_ca_is_refused_clearly() {
+    let pki = make_pki("refused");
+    let demo = demo_snapshot(20);
+    let (fake, url) = fake_over_tls(&pki, &demo).await;
+    let mut texts = Vec::new();
+    // The platform's roots do not know the private CA.
+    let msg = tls_error(connect_at(&fake, "admin", url.clone(), None).await);
+    texts.push(msg.clone());
+    assert!(msg.contains("certificate"), "{msg}");
+    assert!(msg.contains("ODOO_CA_FILE"), "{msg}");
+    // A CA file that did not sign the server's certificate (the server's own certificate).
+    let msg = tls_error(connect_at(&fake, "admin", url.clone(), Some(pki.cert.clone())).await);
+    texts.push(msg.clone());
+    assert!(msg.contains("certificate"), "{msg}");
+    assert_eq!(
+        fake.requests(),
+        0,
+        "no request may pass an untrusted handshake"
+    );
+    // CA files that cannot be used: named, before anything is sent.
+    let missing = pki.dir.join("missing.pem");
+    let msg = tls_error(connect_at(&fake, "admin", url.clone(), Some(missing.clone())).await);
+    texts.push(msg.clone());
+    assert!(
+        msg.contains("cannot read the CA file") && msg.contains("missing.pem"),
+        "{msg}"
+    );
+    let not_pem = pki.dir.join("not-pem.txt");
+    std::fs::write(&not_pem, "just text, no certificate\n").unwrap();
+    let msg = tls_error(connect_at(&fake, "admin", url, Some(not_pem)).await);
+    texts.push(msg.clone());
+    assert!(
+        msg.contains("no PEM certificate") && msg.contains("not-pem.txt"),
+        "{msg}"
+    );
+    assert_eq!(fake.requests(), 0);
+    // The key never appears in any of these errors.
+    let key = fake.user("admin").unwrap().key;
+    assert!(texts.len() == 4 && texts.iter().all(|t| !t.contains(&key)));
 }
 
 // ---- end to end: scan → case → approval → action in Odoo → chatter --------------------------
@@ -1084,7 +1321,7 @@ async fn bot_18() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_secret_rate_and_shape() {
     let rig = bot_rig(18).await;
-    let http = reqwest::Client::new();
+    let http = order_copilot::outbound::client_builder().build().unwrap();
     let payload = json!({"_action": "Send Webhook Notification(#1)", "_id": 9_999_999, "_model": "mail.message", "id": 9_999_999, "author_id": 7, "body": "<p>S00012?</p>", "message_type": "comment", "model": "discuss.channel", "res_id": rig.channel});
     for url in [rig.webhook.clone(), format!("{}?secret=wrong", rig.webhook)] {
         let r = http.post(&url).json(&payload).send().await.unwrap();

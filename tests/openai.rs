@@ -865,7 +865,9 @@ async fn recording_proxy(upstream: String) -> (SocketAddr, Exchanges) {
             "/v1/chat/completions",
             axum::routing::post(
                 |State((upstream, log)): State<(String, Exchanges)>, body: Bytes| async move {
-                    let answer = reqwest::Client::new()
+                    let answer = order_copilot::outbound::client_builder()
+                        .build()
+                        .unwrap()
                         .post(format!("{upstream}/chat/completions"))
                         .header("content-type", "application/json")
                         .body(body.clone())

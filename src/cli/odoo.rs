@@ -20,7 +20,7 @@ use crate::odoo::source::OdooSource;
 /// Connection to Odoo. The API keys are read from `ODOO_API_KEY` / `ODOO_BOT_API_KEY` only.
 #[derive(Debug, Clone, Args)]
 pub struct OdooArgs {
-    /// Odoo base URL (http://…); when set, `serve` reads Odoo instead of the demo.
+    /// Odoo base URL (http://… or https://…); when set, `serve` reads Odoo instead of the demo.
     #[arg(long = "odoo-url", env = "ODOO_URL")]
     pub url: Option<String>,
     /// Database name.
@@ -48,6 +48,10 @@ pub struct OdooArgs {
         default_value_t = 4
     )]
     pub concurrency: usize,
+    /// PEM file of the CA that signed Odoo's certificate, for https:// behind a company CA
+    /// (trusted besides the system's roots).
+    #[arg(long = "odoo-ca-file", env = "ODOO_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn env_secret(name: &str) -> anyhow::Result<Secret> {
@@ -71,6 +75,7 @@ impl OdooArgs {
         ClientOptions {
             timeout: Duration::from_secs(self.timeout.max(1)),
             concurrency: self.concurrency.clamp(1, 64),
+            ca_file: self.ca_file.clone(),
             ..ClientOptions::default()
         }
     }

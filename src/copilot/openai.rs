@@ -45,7 +45,7 @@ use async_openai::types::chat::{
     FunctionCall, FunctionObject,
 };
 use futures::StreamExt;
-use reqwest13 as http;
+use reqwest as http;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 
@@ -313,10 +313,7 @@ impl fmt::Debug for OpenAiModel {
 impl OpenAiModel {
     /// The adapter for `cfg`. Fails only on configuration the HTTP client cannot use.
     pub fn new(cfg: OpenAiConfig) -> Result<OpenAiModel, ConfigError> {
-        // rustls needs a process-wide crypto provider; ring is the one compiled in. An
-        // error only means one is installed already.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = http::Client::builder()
+        let http = crate::outbound::client_builder()
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("order-copilot/", env!("CARGO_PKG_VERSION")))
@@ -1021,9 +1018,10 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let r = Retrying {
-            http: http::Client::new(),
+            http: crate::outbound::client_builder()
+                .build()
+                .unwrap_or_default(),
             policy: RetryPolicy::default(),
             deadline: Instant::now(),
         };

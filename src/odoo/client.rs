@@ -1,4 +1,6 @@
-//! A typed Odoo client over HTTP (reqwest, plain HTTP: see the README for TLS).
+//! A typed Odoo client over HTTP or HTTPS (reqwest from [`crate::outbound`]: rustls with the
+//! platform's roots, plus a private CA from [`ClientOptions::ca_file`] for installations
+//! behind a company CA).
 //!
 //! `/jsonrpc` `execute_kw` for Odoo 16–18 and JSON-2 (`/json/2/<model>/<method>`, bearer API
 //! key) for 19+, chosen by probing the server version. Every call has a timeout, goes
@@ -7,6 +9,7 @@
 //! so a write is never sent twice. The API key never appears in logs or `Debug` output.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -60,6 +63,9 @@ pub struct ClientOptions {
     pub retries: u32,
     /// First backoff; doubles per attempt.
     pub backoff: Duration,
+    /// A PEM file of extra CA certificates to trust for `https://` (a company CA), besides
+    /// the platform's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for ClientOptions {
@@ -69,6 +75,7 @@ impl Default for ClientOptions {
             concurrency: 4,
             retries: 3,
             backoff: Duration::from_millis(200),
+            ca_file: None,
         }
     }
 }
@@ -159,22 +166,28 @@ impl OdooClient {
     /// user (JSON-2).
     pub async fn connect(creds: Credentials, opts: ClientOptions) -> Result<OdooClient, OdooError> {
         let base = creds.url.trim_end_matches('/').to_string();
-        if base.starts_with("https://") {
-            return Err(OdooError::Transport(
-                "this build speaks plain HTTP only; reach Odoo over a private network or a local TLS-terminating proxy".into(),
-            ));
-        }
-        if !base.starts_with("http://") {
+        if !base.starts_with("http://") && !base.starts_with("https://") {
             return Err(OdooError::Transport(format!(
-                "the Odoo URL must start with http:// (got {})",
+                "the Odoo URL must start with http:// or https:// (got {})",
                 wire::truncate(&base, 60)
             )));
         }
-        let http = reqwest::Client::builder()
+        let mut builder = crate::outbound::client_builder()
             .timeout(opts.timeout)
-            .connect_timeout(opts.timeout.min(Duration::from_secs(10)))
-            .build()
-            .map_err(|e| OdooError::Transport(e.to_string()))?;
+            .connect_timeout(opts.timeout.min(Duration::from_secs(10)));
+        if let Some(path) = &opts.ca_file {
+            builder = builder.tls_certs_merge(read_ca_file(path)?);
+        }
+        let http = builder.build().map_err(|e| {
+            OdooError::Tls(format!(
+                "cannot set up the HTTP client{}: {}",
+                opts.ca_file
+                    .as_ref()
+                    .map(|p| format!(" with the CA file {}", p.display()))
+                    .unwrap_or_default(),
+                error_chain(&e)
+            ))
+        })?;
         let mut c = OdooClient {
             http,
             base,
@@ -549,11 +562,18 @@ impl OdooClient {
         self.calls.fetch_add(1, Ordering::Relaxed);
         req.send().await.map_err(|e| {
             let not_sent = e.is_connect();
+            // reqwest errors name the URL, which carries no credentials here.
             let error = if e.is_timeout() {
                 OdooError::Timeout(self.opts.timeout.as_secs())
+            } else if is_tls_failure(&e) {
+                let hint = if self.opts.ca_file.is_some() {
+                    "is the CA file the one that signed Odoo's certificate?"
+                } else {
+                    "a certificate from a private CA needs ODOO_CA_FILE (--odoo-ca-file)"
+                };
+                OdooError::Tls(format!("{} ({hint})", error_chain(&e)))
             } else {
-                // reqwest errors name the URL, which carries no credentials here.
-                OdooError::Transport(e.to_string())
+                OdooError::Transport(error_chain(&e))
             };
             SendError { error, not_sent }
         })
@@ -586,6 +606,64 @@ impl OdooClient {
             }
         }
     }
+}
+
+/// The CA certificates in a PEM file, with errors that name the file.
+fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, OdooError> {
+    let pem = std::fs::read(path)
+        .map_err(|e| OdooError::Tls(format!("cannot read the CA file {}: {e}", path.display())))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        OdooError::Tls(format!(
+            "the CA file {} is not valid PEM: {}",
+            path.display(),
+            error_chain(&e)
+        ))
+    })?;
+    if certs.is_empty() {
+        return Err(OdooError::Tls(format!(
+            "the CA file {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+/// An error and its sources, `: `-separated (reqwest's own text stops at "error sending
+/// request", hiding the cause). `io::Error` hides a wrapped error from `source()` but
+/// prints it, so a TLS failure's rustls text still shows.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let part = cause.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = cause.source();
+    }
+    text
+}
+
+/// Whether the request failed in the TLS handshake (an untrusted certificate, a name
+/// mismatch, no common protocol) rather than on the network: retrying cannot help.
+fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(cause) = next {
+        if cause.is::<rustls::Error>() {
+            return true;
+        }
+        // The rustls error arrives as io::Error(Other, io::Error(InvalidData, rustls::Error)),
+        // and io::Error's source() skips the error it wraps: unwrap those by hand.
+        next = match cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => cause.source(),
+        };
+    }
+    false
 }
 
 /// Parse `common.version` (`server_version_info: [17,0,0,"final",0,""]`) or `/web/version`

@@ -51,6 +51,10 @@ pub enum OdooError {
     /// The request did not reach Odoo or its answer did not come back.
     #[error("cannot reach Odoo: {0}")]
     Transport(String),
+    /// TLS could not be set up: an unreadable or invalid CA file, or a handshake that
+    /// failed (an untrusted certificate, a name mismatch). Not retried.
+    #[error("TLS with Odoo failed: {0}")]
+    Tls(String),
     /// No answer within the timeout.
     #[error("Odoo did not answer within {0} s")]
     Timeout(u64),

@@ -227,7 +227,7 @@ impl HttpEmbedder {
         model: &str,
         api_key: Option<String>,
     ) -> anyhow::Result<HttpEmbedder> {
-        let client = reqwest::Client::builder()
+        let client = crate::outbound::client_builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(5))
             .build()?;

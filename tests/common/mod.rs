@@ -175,7 +175,7 @@ impl TestServer {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    order_copilot::outbound::client_builder()
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap()

@@ -424,6 +424,17 @@ pub fn default_users() -> Vec<FakeUser> {
 impl FakeOdoo {
     /// Serve `snap` on `127.0.0.1:0`.
     pub async fn start(cfg: FakeConfig, snap: &Snapshot) -> std::io::Result<FakeOdoo> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        FakeOdoo::start_on(listener, cfg, snap)
+    }
+
+    /// Serve `snap` on `listener` — e.g. one that wraps each connection in TLS, to test
+    /// the client over HTTPS. [`FakeOdoo::url`] still says `http://`; such a caller builds
+    /// its own URL from [`FakeOdoo::addr`].
+    pub fn start_on<L>(listener: L, cfg: FakeConfig, snap: &Snapshot) -> std::io::Result<FakeOdoo>
+    where
+        L: axum::serve::Listener<Addr = SocketAddr>,
+    {
         let users = default_users();
         let db = data::load(cfg.version, snap, &users);
         let shared = Arc::new(Shared {
@@ -433,7 +444,7 @@ impl FakeOdoo {
             calls: Mutex::new(Vec::new()),
             requests: AtomicU64::new(0),
             down: AtomicBool::new(false),
-            http: reqwest::Client::builder()
+            http: crate::outbound::client_builder()
                 .timeout(std::time::Duration::from_secs(1))
                 .build()
                 .map_err(std::io::Error::other)?,
@@ -443,7 +454,6 @@ impl FakeOdoo {
             .route("/json/2/{model}/{method}", post(json2))
             .route("/web/version", get(web_version))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
