@@ -21,7 +21,8 @@
 //!   its corpus are kept in the payload (`doc_id`, `corpus`) and searches return the ref.
 //! - Upserts go in batches of [`UPSERT_BATCH`] and wait for the server to apply them, so a
 //!   search right after sees them (what [`VectorIndex::upsert`] promises).
-//! - Every request has a timeout ([`REQUEST_TIMEOUT`], connection [`CONNECT_TIMEOUT`]). The
+//! - Every request has a timeout ([`REQUEST_TIMEOUT`], connection [`CONNECT_TIMEOUT`]; the
+//!   client retries a failed request once, so a server that never answers costs ~20 s). The
 //!   API key (`QDRANT_API_KEY`) is sent as the `api-key` header and appears in no log, error
 //!   or [`VectorIndex::describe`]; a URL carrying credentials is refused.
 //! - Points outlive the process: documents removed from their sources stay in the
