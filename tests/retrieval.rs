@@ -77,13 +77,28 @@ async fn lexical() -> Arc<Retriever> {
     .clone()
 }
 
-/// One hybrid retriever (BM25 + the real model) over the demo corpus, if the model is installed.
+/// Products and past cases the hybrid retriever embeds (of the demo's 2,000 and its whole history).
+const HYBRID_PRODUCTS: usize = 200;
+const HYBRID_CASES: usize = 100;
+// The product-code question asks for product 77.
+const _: () = assert!(77 < HYBRID_PRODUCTS);
+
+/// One hybrid retriever (BM25 + the real model), if the model is installed, over every
+/// policy clause but only the first [`HYBRID_PRODUCTS`] products and [`HYBRID_CASES`] past
+/// cases: embedding the whole demo corpus took minutes of a debug test run. The hybrid tests
+/// lose nothing by it — the policy questions search the policy corpus alone, which is whole,
+/// and the product-code question keeps product 77 among 199 others with neighbouring codes,
+/// the closest rivals a code has for BM25 and the embedding alike.
 async fn hybrid(test: &str) -> Option<Arc<Retriever>> {
     static R: OnceCell<Arc<Retriever>> = OnceCell::const_new();
     let dir = model_dir(test)?;
     Some(
         R.get_or_init(|| async {
-            let r = Retriever::build(&RetrievalConfig::local_model(dir), demo_docs())
+            let snap = snapshot();
+            let mut docs = order_copilot::retrieval::policy_docs(None).unwrap();
+            docs.extend(product_docs(snap).into_iter().take(HYBRID_PRODUCTS));
+            docs.extend(case_docs(snap).into_iter().take(HYBRID_CASES));
+            let r = Retriever::build(&RetrievalConfig::local_model(dir), docs)
                 .await
                 .unwrap();
             assert!(r.has_vectors());

@@ -43,11 +43,13 @@ pub struct RetrievalConfig {
     /// Bearer key for that endpoint (from the environment; never logged).
     #[arg(long, env = "EMBEDDINGS_API_KEY", hide_env_values = true)]
     pub embeddings_api_key: Option<String>,
-    /// A Qdrant server (`http://127.0.0.1:6334`, gRPC) holding the vectors instead of the
-    /// in-memory index. Needs a build with `--features qdrant`.
+    /// A Qdrant server (`http://127.0.0.1:6334`, its gRPC port) holding the vectors instead
+    /// of the in-memory index. Unreachable at start: an error is logged and the vectors stay
+    /// in memory.
     #[arg(long, env = "QDRANT_URL", value_name = "URL")]
     pub qdrant_url: Option<String>,
-    /// The Qdrant collection (created if missing; recreated if its vector size differs).
+    /// The Qdrant collection (created if missing; one holding vectors of another size or
+    /// distance is refused, never overwritten).
     #[arg(long, env = "QDRANT_COLLECTION", default_value = "order_copilot")]
     pub qdrant_collection: String,
     /// API key of the Qdrant server (from the environment; never logged).

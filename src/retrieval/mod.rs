@@ -9,7 +9,8 @@
 //! - [`vector`] — cosine similarity of sentence embeddings ([`embed`]: all-MiniLM-L6-v2 run
 //!   in Rust with candle, or an OpenAI-compatible endpoint) in an index behind the
 //!   [`vector::VectorIndex`] trait: exact search in memory by default, a Qdrant server
-//!   when `QDRANT_URL` is set (cargo feature `qdrant`).
+//!   ([`qdrant`]) when `QDRANT_URL` is set — or in memory after all, with an error logged,
+//!   when that server is unreachable or its collection holds other vectors at start.
 //!
 //! Without an embedding model, retrieval runs on BM25 alone and says so once at start.
 //! [`docs`] turns policies, the catalogue and case history into [`Doc`]s whose ids are the
@@ -20,6 +21,7 @@ pub mod bm25;
 pub mod config;
 pub mod docs;
 pub mod embed;
+pub mod qdrant;
 pub mod vector;
 
 use std::collections::HashMap;
@@ -179,7 +181,18 @@ impl Retriever {
     ) -> anyhow::Result<Retriever> {
         let vectors = match embedder {
             Some(embedder) => {
-                let index = vector::from_config(cfg, embedder.dim()).await?;
+                let index = match vector::from_config(cfg, embedder.dim()).await {
+                    Ok(index) => index,
+                    // A Qdrant server that is down or holds other vectors must not cost
+                    // the product its search: the same vectors, kept in memory instead.
+                    Err(e) => {
+                        tracing::error!(
+                            error = %format!("{e:#}"),
+                            "the configured vector index is unusable; vectors are kept in memory instead"
+                        );
+                        Arc::new(vector::ExactIndex::new(embedder.dim()))
+                    }
+                };
                 Some(Vectors { embedder, index })
             }
             None if cfg.embeddings == config::EmbeddingsMode::Off => {
@@ -288,13 +301,19 @@ impl Retriever {
         if let Some(v) = &self.vectors {
             let q = v.embedder.embed(&[query.to_string()]).await?;
             if let Some(qv) = q.first() {
-                let near = v.index.search(qv, &corpora, depth).await?;
-                rankings.push(
-                    near.into_iter()
-                        .filter(|(_, sim)| *sim >= self.min_similarity)
-                        .map(|(id, _)| id)
-                        .collect(),
-                );
+                // A vector index on a server can fail where BM25 cannot: answer from BM25.
+                match v.index.search(qv, &corpora, depth).await {
+                    Ok(near) => rankings.push(
+                        near.into_iter()
+                            .filter(|(_, sim)| *sim >= self.min_similarity)
+                            .map(|(id, _)| id)
+                            .collect(),
+                    ),
+                    Err(e) => tracing::warn!(
+                        error = %format!("{e:#}"),
+                        "vector search failed; this search uses BM25 alone"
+                    ),
+                }
             }
         }
         let fused = rrf(&rankings);

@@ -1,5 +1,5 @@
 //! Vector search behind one trait: [`ExactIndex`] in memory (the default) or a Qdrant
-//! server (`QDRANT_URL`, cargo feature `qdrant`).
+//! server when `QDRANT_URL` is set ([`super::qdrant::QdrantIndex`]).
 //!
 //! Why exact search in memory rather than an embedded ANN engine: Qdrant's in-process
 //! engine (`qdrant-edge` 0.8/0.9) does not compile on stable Rust and would add ~300 crates;
@@ -39,16 +39,35 @@ pub trait VectorIndex: Send + Sync {
     ) -> BoxFuture<'a, anyhow::Result<Vec<(String, f32)>>>;
 }
 
-/// The index the configuration asks for.
+/// The index the configuration asks for: the Qdrant server of `QDRANT_URL` (connected,
+/// its collection checked or created), else an empty [`ExactIndex`].
 pub async fn from_config(
     cfg: &RetrievalConfig,
     dim: usize,
 ) -> anyhow::Result<std::sync::Arc<dyn VectorIndex>> {
     match cfg.qdrant_url.as_deref().filter(|u| !u.trim().is_empty()) {
         None => Ok(std::sync::Arc::new(ExactIndex::new(dim))),
-        Some(_) => anyhow::bail!(
-            "QDRANT_URL is set but this build has no Qdrant support: build with `--features qdrant`, or unset QDRANT_URL to keep vectors in memory"
+        Some(url) => Ok(std::sync::Arc::new(
+            super::qdrant::QdrantIndex::connect(
+                url,
+                cfg.qdrant_api_key.as_deref(),
+                &cfg.qdrant_collection,
+                dim,
+            )
+            .await?,
+        )),
+    }
+}
+
+/// Refuse points whose vectors are not `dim` long, naming the first one and `index`.
+pub fn check_dims(points: &[Point], dim: usize, index: &str) -> anyhow::Result<()> {
+    match points.iter().find(|p| p.vector.len() != dim) {
+        Some(bad) => anyhow::bail!(
+            "vector of {} has {} dimensions; {index} holds {dim}",
+            bad.id,
+            bad.vector.len()
         ),
+        None => Ok(()),
     }
 }
 
@@ -95,14 +114,7 @@ impl ExactIndex {
 
     /// Add or replace points (synchronous).
     pub fn upsert_now(&self, points: Vec<Point>) -> anyhow::Result<()> {
-        if let Some(bad) = points.iter().find(|p| p.vector.len() != self.dim) {
-            anyhow::bail!(
-                "vector of {} has {} dimensions; the index holds {}",
-                bad.id,
-                bad.vector.len(),
-                self.dim
-            );
-        }
+        check_dims(&points, self.dim, "the index")?;
         let mut f = match self.inner.write() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
