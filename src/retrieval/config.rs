@@ -15,8 +15,8 @@ pub enum EmbeddingsMode {
     Off,
 }
 
-/// Retrieval settings.
-#[derive(Debug, Clone, Args)]
+/// Retrieval settings. `Debug` masks the API keys.
+#[derive(Clone, Args)]
 pub struct RetrievalConfig {
     /// `auto`: embeddings from EMBEDDINGS_BASE_URL if set, else the local model if installed,
     /// else BM25 alone; `off`: BM25 alone.
@@ -58,6 +58,23 @@ pub struct RetrievalConfig {
     /// Vector matches below this cosine similarity are not evidence and are dropped.
     #[arg(long, env = "ORDER_COPILOT_MIN_SIMILARITY", default_value_t = 0.25)]
     pub min_similarity: f32,
+}
+
+impl std::fmt::Debug for RetrievalConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let masked = |k: &Option<String>| k.as_ref().map(|_| "<redacted>");
+        f.debug_struct("RetrievalConfig")
+            .field("embeddings", &self.embeddings)
+            .field("embeddings_model_dir", &self.embeddings_model_dir)
+            .field("embeddings_base_url", &self.embeddings_base_url)
+            .field("embeddings_model", &self.embeddings_model)
+            .field("embeddings_api_key", &masked(&self.embeddings_api_key))
+            .field("qdrant_url", &self.qdrant_url)
+            .field("qdrant_collection", &self.qdrant_collection)
+            .field("qdrant_api_key", &masked(&self.qdrant_api_key))
+            .field("min_similarity", &self.min_similarity)
+            .finish()
+    }
 }
 
 #[derive(Parser)]
@@ -107,5 +124,22 @@ impl RetrievalConfig {
             .or_else(|| env("XDG_CACHE_HOME").map(|c| c.join("order-copilot/models")))
             .or_else(|| env("HOME").map(|h| h.join(".cache/order-copilot/models")))?;
         Some(models.join("all-MiniLM-L6-v2"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_masks_api_keys() {
+        let cfg = RetrievalConfig {
+            embeddings_api_key: Some("sk-embed-secret".into()),
+            qdrant_api_key: Some("qd-secret".into()),
+            ..RetrievalConfig::bm25_only()
+        };
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("<redacted>"));
     }
 }
