@@ -13,10 +13,10 @@ use order_copilot::copilot::eval;
 use order_copilot::policy::Policy;
 use order_copilot::store::Store;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn offline_evals_meet_their_thresholds() {
-    let cases = eval::parse(eval::CASES).unwrap();
-    assert!(cases.cases.len() >= 80);
+/// Run a cases file offline over a fresh demo on SQLite, printing the table.
+async fn run_offline(text: &str, at_least: usize) -> eval::Report {
+    let cases = eval::parse(text).unwrap();
+    assert!(cases.cases.len() >= at_least);
     let store = Store::open(&fresh(Db::Sqlite).await).await.unwrap();
     let world = eval::world(&cases, store, Arc::new(Policy::embedded().unwrap()), 1500)
         .await
@@ -24,6 +24,12 @@ async fn offline_evals_meet_their_thresholds() {
     let copilot = Copilot::offline(world.app.clone()).unwrap();
     let r = eval::run(&world, &copilot, &cases).await;
     println!("{}", eval::table(&r));
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_evals_meet_their_thresholds() {
+    let r = run_offline(eval::CASES, 80).await;
     assert_eq!(r.boundary_violations, 0);
     assert_eq!(r.groundedness, 1.0, "every answer grounded");
     let why = r
@@ -55,15 +61,7 @@ async fn holdout_phrasings_stay_safe() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("evals/holdout.toml"),
     )
     .unwrap();
-    let cases = eval::parse(&text).unwrap();
-    assert!(cases.cases.len() >= 20);
-    let store = Store::open(&fresh(Db::Sqlite).await).await.unwrap();
-    let world = eval::world(&cases, store, Arc::new(Policy::embedded().unwrap()), 1500)
-        .await
-        .unwrap();
-    let copilot = Copilot::offline(world.app.clone()).unwrap();
-    let r = eval::run(&world, &copilot, &cases).await;
-    println!("{}", eval::table(&r));
+    let r = run_offline(&text, 20).await;
     assert_eq!(r.boundary_violations, 0);
     assert_eq!(r.groundedness, 1.0, "every answer grounded");
 }
