@@ -476,3 +476,53 @@ async fn resolving_a_case_makes_it_findable(db: Db) {
     server.stop().await;
 }
 both!(resolving_a_case_makes_it_findable);
+
+/// The embeddings client against a real OpenAI-compatible endpoint: llama.cpp's
+/// `llama-server --embeddings` with the local Qwen2.5-Coder model, which `scripts/test`
+/// starts (`scripts/local-llm start --embeddings`) and names in `TEST_EMBEDDINGS_BASE_URL`.
+/// Also the real error when an endpoint serves no embeddings (the chat server, 501).
+#[tokio::test]
+async fn http_embedder_against_a_real_endpoint() {
+    use order_copilot::retrieval::embed::{BATCH, HttpEmbedder};
+    let Ok(base) = std::env::var("TEST_EMBEDDINGS_BASE_URL") else {
+        eprintln!(
+            "http_embedder_against_a_real_endpoint: DID NOT RUN — TEST_EMBEDDINGS_BASE_URL is not set (scripts/test sets it when scripts/local-llm can start the local model)"
+        );
+        return;
+    };
+    let e = HttpEmbedder::connect(&base, "qwen2.5-coder-1.5b", None)
+        .await
+        .unwrap();
+    assert!(e.dim() >= 256, "{}", e.dim());
+    // More inputs than one request carries: order kept across batches.
+    let mut texts: Vec<String> = (0..BATCH + 3)
+        .map(|i| format!("purchase order P{i:05} for fasteners"))
+        .collect();
+    texts[0] = "The credit hold on the order was released by finance".into();
+    texts[1] = "Finance lifted the credit block on the sales order".into();
+    texts[2] = "It is sunny and warm in Paris today".into();
+    let v = e.embed(&texts).await.unwrap();
+    assert_eq!(v.len(), texts.len());
+    for x in &v {
+        assert_eq!(x.len(), e.dim());
+        assert!((x.iter().map(|a| a * a).sum::<f32>() - 1.0).abs() < 1e-3);
+    }
+    assert!(
+        cos(&v[0], &v[1]) > cos(&v[0], &v[2]),
+        "paraphrase closer than weather"
+    );
+    let last = e.embed(&texts[BATCH + 2..]).await.unwrap();
+    assert!(
+        cos(&last[0], &v[BATCH + 2]) > 0.999,
+        "same text, same vector"
+    );
+
+    // A real server without embeddings (the chat server, when it runs) answers 501.
+    if let Ok(chat) = std::env::var("TEST_LLM_BASE_URL") {
+        let err = HttpEmbedder::connect(&chat, "qwen2.5-coder-1.5b", None)
+            .await
+            .err()
+            .unwrap();
+        assert!(format!("{err:#}").contains("501"), "{err:#}");
+    }
+}
