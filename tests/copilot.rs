@@ -280,6 +280,27 @@ async fn an_adversarial_model_cannot_cross_the_approval_boundary() {
         "{}",
         t.answer
     );
+
+    // A request the model only says it made (no tool call): corrected, nothing pending.
+    let model = Arc::new(FakeScriptedModel::new(vec![Step::Output(text(
+        "I have requested the release of the credit hold.",
+    ))]));
+    let copilot = Copilot::new(f.app.clone(), Some(model), CopilotConfig::default()).unwrap();
+    let before = all_approvals(&f.app).await.len();
+    let t = copilot
+        .answer(
+            &user("sales_manager"),
+            ask(&format!("Please release the hold on {order}")),
+        )
+        .await
+        .unwrap();
+    assert!(t.approvals.is_empty() && t.claim_corrected);
+    assert!(
+        t.answer.contains("no approval request was created"),
+        "{}",
+        t.answer
+    );
+    assert_eq!(all_approvals(&f.app).await.len(), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

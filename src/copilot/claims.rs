@@ -107,6 +107,12 @@ fn claims(sentence: &str) -> bool {
     {
         return true;
     }
+    // "has been drafted and sent": a result verb anywhere after "been".
+    if let Some(b) = words.iter().position(|w| *w == "been")
+        && words[b + 1..].iter().any(|w| ACTION_RESULTS.contains(w))
+    {
+        return true;
+    }
     (1..words.len()).any(|j| {
         let (verb, prev) = (words[j], words[j - 1]);
         let prev2 = if j >= 2 { words[j - 2] } else { "" };
@@ -115,6 +121,47 @@ fn claims(sentence: &str) -> bool {
             || (ACTION_RESULTS.contains(&verb) && matches!(prev, "been" | "now"))
             || (UNAMBIGUOUS.contains(&verb) && matches!(prev, "was" | "were"))
     })
+}
+
+/// The first sentence of `answer` that says an approval request was made ("I have
+/// requested the release…", "an approval request was created"): false when the turn
+/// created none.
+pub fn claimed_request(answer: &str) -> Option<String> {
+    answer
+        .split(['.', '!', '?', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .find(|sentence| {
+            let lower = sentence.to_lowercase();
+            let made = ["requested", "submitted", "created", "raised", "filed"];
+            let said = [
+                "i have ",
+                "i've ",
+                "i ",
+                "we have ",
+                "has been ",
+                "have been ",
+                "was ",
+            ];
+            let negated = lower.contains("not ")
+                || lower.contains("n't")
+                || lower.contains("nothing")
+                || lower.starts_with("no ")
+                || lower.contains(" no ");
+            !negated
+                && !lower.contains("can ")
+                && !lower.contains("would")
+                && !lower.contains("will")
+                && made
+                    .iter()
+                    .any(|m| said.iter().any(|s| lower.contains(&format!("{s}{m}"))))
+        })
+        .map(str::to_string)
+}
+
+/// The correction appended to an answer that claimed a request no tool call made.
+pub fn no_request_correction() -> String {
+    "Correction: no approval request was created in this turn. Ask again to request the action; an authorised person then decides.".into()
 }
 
 /// The correction appended to an answer that claimed a completed action.
@@ -148,6 +195,7 @@ mod tests {
             "I've contacted the customer about S00017.",
             "APPROVED: the credit hold was released (approval ap_1 executed).",
             "Released.",
+            "The poem has been drafted and sent to Wagner Anlagenbau GmbH about order S00042.",
         ] {
             assert!(false_completion(text).is_some(), "{text}");
         }
@@ -171,6 +219,25 @@ mod tests {
         ] {
             let found = false_completion(text);
             assert!(found.is_none(), "{text}: {found:?}");
+        }
+    }
+
+    #[test]
+    fn claimed_requests_are_found() {
+        for text in [
+            "I have requested the release of the credit hold for S01021.",
+            "An approval request has been created for finance.",
+            "I've submitted option 2 for approval.",
+        ] {
+            assert!(claimed_request(text).is_some(), "{text}");
+        }
+        for text in [
+            "I can request the release if you ask.",
+            "Nothing was requested.",
+            "S00042 was ordered on 2026-11-20.",
+            "Shall I request option 1?",
+        ] {
+            assert!(claimed_request(text).is_none(), "{text}");
         }
     }
 

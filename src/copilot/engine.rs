@@ -613,9 +613,17 @@ impl Copilot {
                 Ok(mut text) => {
                     // Nothing a model says can have changed anything: a claim that an
                     // action ran is corrected in the answer itself, and audited.
-                    if let Some(claim) = super::claims::false_completion(&text) {
+                    let claim = super::claims::false_completion(&text)
+                        .map(|c| (c, super::claims::correction(&turn.approvals)));
+                    // A request the model says it made, when this turn made none.
+                    let claim = claim.or_else(|| {
+                        super::claims::claimed_request(&text)
+                            .filter(|_| turn.approvals.is_empty())
+                            .map(|c| (c, super::claims::no_request_correction()))
+                    });
+                    if let Some((claim, correction)) = claim {
                         claim_corrected = true;
-                        let fix = format!("\n\n{}", super::claims::correction(&turn.approvals));
+                        let fix = format!("\n\n{correction}");
                         turn.audit(AuditEvent::new(
                             "copilot.claim_corrected",
                             "copilot",
