@@ -227,8 +227,10 @@ impl HttpEmbedder {
         model: &str,
         api_key: Option<String>,
     ) -> anyhow::Result<HttpEmbedder> {
+        // A request carries up to BATCH inputs; a small local server embeds them one after
+        // another at about a second each on a busy CPU, so 30 s was too short.
         let client = crate::outbound::client_builder()
-            .timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(120))
             .connect_timeout(Duration::from_secs(5))
             .build()?;
         let mut h = HttpEmbedder {

@@ -175,7 +175,12 @@ test("request an action as the owner, approve it as another role, the case resol
 
   // The rep's panel shows the resolved case and its history.
   await rep.goto(`${srv.url}/#/queue?status=all&case=${target.id}`);
-  await rep.waitForSelector("#case-panel .history li");
+  // A hash change does not reload the page: the earlier panel's history can still be in the
+  // DOM while this case loads, so wait until the panel has finished loading.
+  await rep.waitForFunction(() => {
+    const p = document.querySelector("#case-panel");
+    return p && !p.textContent.includes("Loading case") && p.querySelector(".history li");
+  });
   assert.match(await rep.textContent("#case-panel"), /Resolved/);
   assert.match(await rep.textContent("#case-panel .history"), /action\.executed/);
 
