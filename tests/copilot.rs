@@ -18,7 +18,7 @@ use order_copilot::app::source::{BoxFuture, DemoSource, ExecError, Executor};
 use order_copilot::app::{App, User};
 use order_copilot::copilot::fake::{FakeScriptedModel, Step, calls, text};
 use order_copilot::copilot::model::{ModelError, Provider, Role};
-use order_copilot::copilot::{ChatEvent, ChatRequest, Copilot, CopilotConfig, Mode};
+use order_copilot::copilot::{ChatEvent, ChatRequest, Copilot, CopilotConfig, Mode, TurnOutcome};
 use order_copilot::core::{Action, Kind};
 use order_copilot::demo::DemoConfig;
 use order_copilot::policy::Policy;
@@ -101,6 +101,11 @@ fn ask(message: &str) -> ChatRequest {
     }
 }
 
+/// `message` asked by a user of `role`; the turn must finish.
+async fn ask_as(copilot: &Copilot, role: &str, message: &str) -> TurnOutcome {
+    copilot.answer(&user(role), ask(message)).await.unwrap()
+}
+
 async fn audit_of(app: &App, kind: &str) -> Vec<order_copilot::store::audit::AuditRecord> {
     let q = AuditQuery {
         kind: Some(kind.into()),
@@ -124,13 +129,7 @@ async fn offline_explains_why_an_order_is_blocked_with_citations() {
     let f = fixture().await;
     let copilot = Copilot::offline(f.app.clone()).unwrap();
     let (order, case) = order_with(&f.app, Kind::CreditHold).await;
-    let t = copilot
-        .answer(
-            &user("service_rep"),
-            ask(&format!("Why is {order} blocked?")),
-        )
-        .await
-        .unwrap();
+    let t = ask_as(&copilot, "service_rep", &format!("Why is {order} blocked?")).await;
     assert_eq!(t.mode, Mode::Offline);
     assert!(t.error.is_none(), "{:?}", t.error);
     assert_eq!(t.tools.len(), 1);
@@ -159,13 +158,12 @@ async fn asking_to_act_creates_a_pending_approval_and_executes_nothing() {
     let f = fixture().await;
     let copilot = Copilot::offline(f.app.clone()).unwrap();
     let (order, case) = order_with(&f.app, Kind::CreditHold).await;
-    let t = copilot
-        .answer(
-            &user("service_rep"),
-            ask(&format!("Release the credit hold on {order}")),
-        )
-        .await
-        .unwrap();
+    let t = ask_as(
+        &copilot,
+        "service_rep",
+        &format!("Release the credit hold on {order}"),
+    )
+    .await;
     assert_eq!(t.approvals.len(), 1, "{}", t.answer);
     let ap = f.app.approval(&t.approvals[0]).await.unwrap();
     assert_eq!(ap.status, ApprovalStatus::Pending);
@@ -205,13 +203,12 @@ async fn an_adversarial_model_cannot_cross_the_approval_boundary() {
     ]));
     let copilot =
         Copilot::new(f.app.clone(), Some(model.clone()), CopilotConfig::default()).unwrap();
-    let t = copilot
-        .answer(
-            &user("sales_manager"),
-            ask(&format!("Why is {order} blocked?")),
-        )
-        .await
-        .unwrap();
+    let t = ask_as(
+        &copilot,
+        "sales_manager",
+        &format!("Why is {order} blocked?"),
+    )
+    .await;
     // Nothing was requested, let alone executed, whatever the model claims in its text.
     assert!(all_approvals(&f.app).await.is_empty());
     // Act tools were not even offered for a question (the fake calls them anyway).
@@ -252,13 +249,12 @@ async fn an_adversarial_model_cannot_cross_the_approval_boundary() {
     ]));
     let copilot =
         Copilot::new(f.app.clone(), Some(model.clone()), CopilotConfig::default()).unwrap();
-    let t = copilot
-        .answer(
-            &user("sales_manager"),
-            ask(&format!("Please release the hold on {order}")),
-        )
-        .await
-        .unwrap();
+    let t = ask_as(
+        &copilot,
+        "sales_manager",
+        &format!("Please release the hold on {order}"),
+    )
+    .await;
     assert_eq!(t.approvals.len(), 1);
     for a in all_approvals(&f.app).await {
         assert_eq!(a.status, ApprovalStatus::Pending, "{a:?}");
@@ -287,13 +283,12 @@ async fn an_adversarial_model_cannot_cross_the_approval_boundary() {
     ))]));
     let copilot = Copilot::new(f.app.clone(), Some(model), CopilotConfig::default()).unwrap();
     let before = all_approvals(&f.app).await.len();
-    let t = copilot
-        .answer(
-            &user("sales_manager"),
-            ask(&format!("Please release the hold on {order}")),
-        )
-        .await
-        .unwrap();
+    let t = ask_as(
+        &copilot,
+        "sales_manager",
+        &format!("Please release the hold on {order}"),
+    )
+    .await;
     assert!(t.approvals.is_empty() && t.claim_corrected);
     assert!(
         t.answer.contains("no approval request was created"),
@@ -318,13 +313,7 @@ async fn the_tool_loop_runs_parallel_calls_and_feeds_invalid_arguments_back_once
     ]));
     let copilot =
         Copilot::new(f.app.clone(), Some(model.clone()), CopilotConfig::default()).unwrap();
-    let t = copilot
-        .answer(
-            &user("planner"),
-            ask(&format!("Compare {order} and {other}")),
-        )
-        .await
-        .unwrap();
+    let t = ask_as(&copilot, "planner", &format!("Compare {order} and {other}")).await;
     assert!(!t.fallback, "{:?}", t.events);
     assert_eq!(t.tools.len(), 3);
     assert!(t.tools[0].ok && t.tools[1].ok && !t.tools[2].ok);
