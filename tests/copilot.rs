@@ -46,6 +46,7 @@ struct Fixture {
     app: Arc<App>,
     exec: Arc<CountingExecutor>,
     _writer: order_copilot::store::audit::AuditWriter,
+    _store_dir: FreshStore,
 }
 
 async fn fixture() -> Fixture {
@@ -73,6 +74,7 @@ async fn fixture() -> Fixture {
         app,
         exec,
         _writer: writer,
+        _store_dir: cfg,
     }
 }
 
@@ -177,6 +179,130 @@ async fn asking_to_act_creates_a_pending_approval_and_executes_nothing() {
     );
     assert!(t.answer.contains("pending"), "{}", t.answer);
     assert_eq!(f.exec.runs.load(Ordering::SeqCst), 0);
+}
+
+/// Contacting a customer from the chat requests the exact text the customer gets: the
+/// draft, in the customer's language — never the recommendation's internal purpose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_contact_requests_the_drafted_text_not_the_purpose() {
+    let f = fixture().await;
+    let copilot = Copilot::offline(f.app.clone()).unwrap();
+    let (order, _) = order_with(&f.app, Kind::ShipmentDelay).await;
+    let t = ask_as(
+        &copilot,
+        "service_rep",
+        &format!("Send the customer of {order} an update"),
+    )
+    .await;
+    assert_eq!(t.approvals.len(), 1, "{}", t.answer);
+    let ap = f.app.approval(&t.approvals[0]).await.unwrap();
+    assert_eq!(ap.action, "contact_customer");
+    let message = ap.params["message"].as_str().unwrap();
+    assert!(message.contains(&order), "{message}");
+    assert!(
+        t.answer.contains(message.lines().next().unwrap()),
+        "{}",
+        t.answer
+    );
+    assert_ne!(ap.params["purpose"].as_str(), Some(message));
+    // A case's contact option, asked for by number, gets its text drafted too.
+    let state = f.app.latest().await.unwrap();
+    let (case, option, purpose) = state
+        .result
+        .exceptions
+        .iter()
+        .find_map(|e| {
+            let i = e
+                .recommendations
+                .iter()
+                .position(|r| r.action.name() == "contact_customer")?;
+            match &e.recommendations[i].action {
+                order_copilot::core::Action::ContactCustomer { purpose, .. } => {
+                    Some((e.clone(), i + 1, purpose.clone()))
+                }
+                _ => None,
+            }
+        })
+        .expect("a demo case proposes contacting the customer");
+    let t = ask_as(
+        &copilot,
+        "admin",
+        &format!(
+            "Request option {option} for {} (case {})",
+            case.order_ref, case.id
+        ),
+    )
+    .await;
+    assert_eq!(t.approvals.len(), 1, "{}", t.answer);
+    let ap = f.app.approval(&t.approvals[0]).await.unwrap();
+    assert_eq!(ap.params["purpose"], purpose.as_str());
+    let message = ap.params["message"].as_str().unwrap();
+    assert!(
+        message.contains(&case.order_ref) && !message.contains(&purpose),
+        "{message}"
+    );
+    assert_eq!(f.exec.runs.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_asked_for_in_chat_is_not_approved_by_the_one_who_asked() {
+    let f = fixture().await;
+    let copilot = Copilot::offline(f.app.clone()).unwrap();
+    let (order, _) = order_with(&f.app, Kind::CreditHold).await;
+    let t = ask_as(
+        &copilot,
+        "finance",
+        &format!("Release the credit hold on {order}"),
+    )
+    .await;
+    assert_eq!(t.approvals.len(), 1, "{}", t.answer);
+    let id = &t.approvals[0];
+    let e = f
+        .app
+        .decide_approval(&user("finance"), id, true, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, order_copilot::app::AppError::Forbidden(m) if m.contains("you requested this release_credit_hold")),
+        "{e}"
+    );
+    assert_eq!(
+        f.app.approval(id).await.unwrap().status,
+        ApprovalStatus::Pending
+    );
+    assert!(
+        audit_of(&f.app, "approval.refused")
+            .await
+            .iter()
+            .any(|r| r.event.actor == "t-finance")
+    );
+    // Other finance people approve it, as many as its order value needs.
+    let needed = f.app.approval(id).await.unwrap().approvers_needed;
+    for i in 0..needed {
+        let other = User {
+            name: format!("finance-{i}"),
+            role: "finance".into(),
+        };
+        let ap = f.app.decide_approval(&other, id, true, None).await.unwrap();
+        let expect = if i + 1 < needed {
+            ApprovalStatus::Pending
+        } else {
+            ApprovalStatus::Approved
+        };
+        assert_eq!(ap.status, expect);
+    }
+    assert_eq!(
+        f.exec.runs.load(Ordering::SeqCst),
+        0,
+        "approving executes nothing inline"
+    );
+    let cfg = order_copilot::app::outbox::OutboxConfig::default();
+    assert_eq!(f.app.run_due_executions(&cfg).await.unwrap(), 1);
+    assert_eq!(
+        f.app.approval(id).await.unwrap().status,
+        ApprovalStatus::Executed
+    );
+    assert_eq!(f.exec.runs.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,7 +17,8 @@ use order_copilot::store::Store;
 async fn run_offline(text: &str, at_least: usize) -> eval::Report {
     let cases = eval::parse(text).unwrap();
     assert!(cases.cases.len() >= at_least);
-    let store = Store::open(&fresh(Db::Sqlite).await).await.unwrap();
+    let cfg = fresh(Db::Sqlite).await;
+    let store = Store::open(&cfg).await.unwrap();
     let world = eval::world(&cases, store, Arc::new(Policy::embedded().unwrap()), 1500)
         .await
         .unwrap();

@@ -72,8 +72,20 @@ async fn intelligence(db: Db) {
         assert_eq!(st, 400, "{bad}: {v}");
     }
 
-    // At risk: sorted, linked to real cases, sums add up.
-    let (st, r) = get(&s, &rep, "/api/intelligence/at-risk?by=customer&limit=100").await;
+    // At risk: sorted, linked to real cases, sums add up. Margins are for the roles that
+    // may see them (data_access.toml): a planner, not a service rep.
+    let (st, withheld) = get(&s, &rep, "/api/intelligence/at-risk?by=customer&limit=100").await;
+    assert_eq!(st, 200, "{withheld}");
+    assert_eq!(
+        withheld["rows"][0]["margin_at_risk"],
+        "[withheld: costs_margins — not visible to service_rep]"
+    );
+    let (st, r) = get(
+        &s,
+        &planner,
+        "/api/intelligence/at-risk?by=customer&limit=100",
+    )
+    .await;
     assert_eq!(st, 200, "{r}");
     assert_eq!(r["currency"], "EUR");
     let rows = r["rows"].as_array().unwrap();

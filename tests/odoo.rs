@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use std::time::Duration;
 use chrono::Utc;
 use order_copilot::core;
 use order_copilot::demo::{self, DemoConfig};
-use order_copilot::domain::Snapshot;
+use order_copilot::domain::{OrderState, PurchaseState, Snapshot, SupplyLink};
 use order_copilot::odoo::client::{ClientOptions, Credentials, OdooClient, Secret};
 use order_copilot::odoo::config::OdooConfig;
 use order_copilot::odoo::fake::{FakeConfig, FakeOdoo};
@@ -482,15 +484,74 @@ async fn round_trip(version: u32) {
     let snap = source.refresh().await.unwrap();
     assert_eq!(snap.orders.len(), demo.orders.len());
     assert_eq!(snap.lines.len(), demo.lines.len());
-    assert_eq!(snap.customers.len(), demo.customers.len());
-    assert_eq!(snap.suppliers.len(), demo.suppliers.len());
+    // Partners are read by reference: the customers of the orders and invoices, the
+    // vendors of the purchase orders (not every partner with a rank).
+    let customers: BTreeSet<u32> = demo
+        .orders
+        .iter()
+        .map(|o| o.customer)
+        .chain(demo.invoices.iter().map(|i| i.customer))
+        .collect();
+    let suppliers: BTreeSet<u32> = demo.inbound.iter().map(|l| l.supplier).collect();
+    assert_eq!(snap.customers.len(), customers.len());
+    assert_eq!(snap.suppliers.len(), suppliers.len());
     assert_eq!(snap.products.len(), demo.products.len());
     assert_eq!(snap.stock.len(), demo.stock.len());
     assert_eq!(snap.pickings.len(), demo.pickings.len());
     assert_eq!(snap.inbound.len(), demo.inbound.len());
     assert_eq!(snap.invoices.len(), demo.invoices.len());
-    assert_eq!(snap.contract_prices.len(), demo.contract_prices.len());
+    assert_eq!(
+        snap.contract_prices.len(),
+        demo.contract_prices
+            .iter()
+            .filter(|c| customers.contains(&c.customer))
+            .count()
+    );
     assert_eq!(snap.changes.len(), demo.changes.len());
+    // Payment history comes back from the receivable lines and their reconciliations.
+    let mut with_history = 0;
+    for c in &snap.customers {
+        let d = demo
+            .customers
+            .iter()
+            .find(|d| d.reference == c.reference)
+            .unwrap();
+        let (got, want) = (&c.payments, &d.payments);
+        // The demo keeps an average even when nothing was late; Odoo's records cannot.
+        let avg = |h: &order_copilot::domain::PaymentHistory| {
+            if h.paid_late > 0 {
+                h.avg_days_late
+            } else {
+                0.0
+            }
+        };
+        assert_eq!(
+            (got.invoices_paid, got.paid_late, avg(got)),
+            (want.invoices_paid, want.paid_late, avg(want)),
+            "v{version}: {}",
+            c.name
+        );
+        with_history += usize::from(got.invoices_paid > 0);
+        let open = demo
+            .invoices
+            .iter()
+            .filter(|i| {
+                i.customer as usize
+                    == demo
+                        .customers
+                        .iter()
+                        .position(|x| x.reference == c.reference)
+                        .unwrap()
+            })
+            .min_by_key(|i| (i.due_date, i.id));
+        assert_eq!(
+            got.oldest_open.as_ref().map(|o| o.id),
+            open.map(|i| i.id),
+            "v{version}: {}",
+            c.name
+        );
+    }
+    assert!(with_history > 10, "{with_history}");
     assert!(
         source.sync_status().warnings.is_empty(),
         "{:?}",
@@ -588,6 +649,153 @@ async fn incremental_sync_and_last_good_snapshot() {
     assert!(source.sync_status().last_error.is_none());
 }
 
+/// The rows of a real server's answer recorded in `tests/fixtures/odoo/{version}_{name}.json`.
+fn real_rows(version: u32, name: &str) -> (Value, Vec<Map<String, Value>>) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/odoo/{version}_{name}.json"));
+    let rec: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let body = rec["response"]["body"].clone();
+    let rows = body["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_object().unwrap().clone())
+        .collect();
+    (body, rows)
+}
+
+/// Recorded from the real 17 and 18 (`tests/fixtures/odoo`): confirming an order gives its
+/// delivery the commitment date — else the order's expected date — as both `scheduled_date`
+/// and `date_deadline` (so shipment_delay adds no transit to it); FakeOdoo answers the
+/// same read in the same shape and sets the deadline by the same rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_are_planned_as_the_real_server_plans_them() {
+    let demo = demo_snapshot(50);
+    for version in [17u32, 18] {
+        let (_, orders) = real_rows(version, "sale_orders_confirmed");
+        let (body, picks) = real_rows(version, "deliveries_of_confirmed_orders");
+        assert_eq!(picks.len(), 2);
+        let promise = |o: &Map<String, Value>| match &o["commitment_date"] {
+            Value::Bool(false) => o["expected_date"].clone(),
+            d => d.clone(),
+        };
+        for p in &picks {
+            let o = orders.iter().find(|o| o["id"] == p["sale_id"][0]).unwrap();
+            assert_eq!(p["date_deadline"], promise(o), "v{version} {p:?}");
+            assert_eq!(p["scheduled_date"], promise(o), "v{version} {p:?}");
+        }
+        let fake = FakeOdoo::start(FakeConfig::version(version), &demo)
+            .await
+            .unwrap();
+        let client = connect(&fake, "admin").await.unwrap();
+        let fields: Vec<&str> = picks[0]
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != "id")
+            .collect();
+        let fake_picks = client
+            .search_read_all("stock.picking", json!([]), &fields, 1000)
+            .await
+            .unwrap();
+        let envelope = json!({"jsonrpc": "2.0", "id": 1, "result": fake_picks});
+        same_shape(&body, &envelope, "stock.picking").unwrap();
+        let fake_orders = client
+            .search_read_all(
+                "sale.order",
+                json!([]),
+                &["commitment_date", "date_order"],
+                1000,
+            )
+            .await
+            .unwrap();
+        for p in &fake_picks {
+            let o = fake_orders
+                .iter()
+                .find(|o| o["id"] == p["sale_id"][0])
+                .unwrap();
+            let want = match &o["commitment_date"] {
+                Value::Bool(false) => &o["date_order"],
+                d => d,
+            };
+            assert_eq!(&p["date_deadline"], want, "v{version} fake {p:?}");
+        }
+    }
+}
+
+/// A file attached in a delivery's chatter (uploaded, then posted with the message) is the
+/// delivery's document: the real server re-links the upload to the record it is posted on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_posted_in_a_deliverys_chatter_is_its_document() {
+    use order_copilot::domain::{DocumentKind, PickingState};
+    let demo = demo_snapshot(300);
+    let fake = FakeOdoo::start(FakeConfig::version(17), &demo)
+        .await
+        .unwrap();
+    let client = Arc::new(connect(&fake, "admin").await.unwrap());
+    let source = OdooSource::new(client.clone(), test_config());
+    let first = source.refresh().await.unwrap();
+    let pk = first
+        .pickings
+        .iter()
+        .find(|p| {
+            p.state == PickingState::Done
+                && !p.documents_present.contains(&DocumentKind::ProofOfDelivery)
+        })
+        .expect("a shipped delivery without proof of delivery in the demo");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let att = client
+        .create(
+            "ir.attachment",
+            json!({"name": "POD-signed.pdf", "res_model": "mail.compose.message", "res_id": 0}),
+        )
+        .await
+        .unwrap();
+    let mut kw = Map::new();
+    kw.insert("body".into(), json!("signed POD"));
+    kw.insert("attachment_ids".into(), json!([att]));
+    client
+        .call("stock.picking", "message_post", vec![json!([pk.id])], kw)
+        .await
+        .unwrap();
+    let second = source.refresh().await.unwrap();
+    let after = second.pickings.iter().find(|p| p.id == pk.id).unwrap();
+    assert!(
+        after
+            .documents_present
+            .contains(&DocumentKind::ProofOfDelivery),
+        "{after:?}"
+    );
+}
+
+/// Partners' credit limits apply while the company has them on (Settings → Customer Credit
+/// Limit), as in Odoo; turned off, the limits left on partners are not used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credit_limits_follow_the_company_setting() {
+    let demo = demo_snapshot(300);
+    let fake = FakeOdoo::start(FakeConfig::version(18), &demo)
+        .await
+        .unwrap();
+    let client = Arc::new(connect(&fake, "admin").await.unwrap());
+    let on = OdooSource::new(client.clone(), test_config())
+        .refresh()
+        .await
+        .unwrap();
+    assert!(on.customers.iter().any(|c| c.credit_limit.is_some()));
+    client
+        .write(
+            "res.company",
+            &[1],
+            json!({"account_use_credit_limit": false}),
+        )
+        .await
+        .unwrap();
+    let off = OdooSource::new(client, test_config())
+        .refresh()
+        .await
+        .unwrap();
+    assert!(off.customers.iter().all(|c| c.credit_limit.is_none()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_accounting_rights_degrade_credit_checks() {
     let demo = demo_snapshot(300);
@@ -603,6 +811,38 @@ async fn missing_accounting_rights_degrade_credit_checks() {
     assert!(
         w.contains("credit_limit") && w.contains("accounting group"),
         "{w}"
+    );
+    // Odoo's "Personal Invoice Lines" rule: a salesman sees the invoices' receivable lines
+    // (no salesperson set) but not the payments' entries; the history still adds up, since
+    // whatever settled an invoice that is not a credit note is a payment.
+    let payments = json!([["move_id.move_type", "=", "entry"]]);
+    let admin = connect(&fake, "admin").await.unwrap();
+    assert!(
+        !admin
+            .search_read_all("account.move.line", payments.clone(), &["id"], 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let sales = source.client();
+    assert!(
+        sales
+            .search_read_all("account.move.line", payments, &["id"], 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let paid = |s: &order_copilot::domain::Snapshot| -> u32 {
+        s.customers.iter().map(|c| c.payments.invoices_paid).sum()
+    };
+    assert!(paid(&snap) > 0);
+    assert_eq!(
+        paid(&snap),
+        demo.customers
+            .iter()
+            .filter(|d| snap.customers.iter().any(|c| c.reference == d.reference))
+            .map(|d| d.payments.invoices_paid)
+            .sum::<u32>()
     );
 }
 
@@ -929,7 +1169,7 @@ async fn end_to_end(version: u32) {
     use order_copilot::app::User;
     use order_copilot::app::source::Executor;
     use order_copilot::core::Action;
-    use order_copilot::odoo::executor::OdooExecutor;
+    use order_copilot::odoo::executor::{Marks, OdooExecutor};
     use order_copilot::store::{Store, StoreConfig};
 
     let demo = demo_snapshot(300);
@@ -937,14 +1177,11 @@ async fn end_to_end(version: u32) {
         .await
         .unwrap();
     let client = Arc::new(connect(&fake, "admin").await.unwrap());
-    let dir = std::env::temp_dir().join(format!(
-        "oc-odoo-e2e-{}-{version}-{}",
-        std::process::id(),
-        Utc::now().timestamp_micros()
-    ));
+    // Removed when the test ends, passed or failed.
+    let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&StoreConfig {
         database_url: None,
-        data_dir: dir,
+        data_dir: dir.path().to_path_buf(),
     })
     .await
     .unwrap();
@@ -979,15 +1216,22 @@ async fn end_to_end(version: u32) {
         name: "rita".into(),
         role: "admin".into(),
     };
-    let approval = app.request_action(&requester, &case.id, rec).await.unwrap();
+    let approval = app
+        .request_action(&requester, &case.id, rec, None)
+        .await
+        .unwrap();
     let approver = User {
         name: "sam".into(),
         role: approval.approver_roles[0].clone(),
     };
-    let done = app
+    let decided = app
         .decide_approval(&approver, &approval.id, true, Some("ok"))
         .await
         .unwrap();
+    assert_eq!(decided.status.as_str(), "approved");
+    let cfg = order_copilot::app::outbox::OutboxConfig::default();
+    assert_eq!(app.run_due_executions(&cfg).await.unwrap(), 1);
+    let done = app.approval(&approval.id).await.unwrap();
     assert_eq!(done.status.as_str(), "executed", "{:?}", done.result);
 
     // In Odoo: the promised date moved, and the order's chatter has the note, as HTML.
@@ -1006,16 +1250,23 @@ async fn end_to_end(version: u32) {
         (promised, notes)
     });
     assert_eq!(promised, json!(wire::format_datetime(new_date)));
-    assert_eq!(notes.len(), 1, "{notes:?}");
-    assert!(
-        notes[0]["body"]
-            .as_str()
-            .unwrap()
-            .starts_with("<p><b>order-copilot</b>"),
-        "HTML kept: {}",
-        notes[0]["body"]
-    );
-    assert_eq!(notes[0]["subtype_id"], 2, "an internal note");
+    // Two internal notes name the request: the one posted before the write, and the one
+    // that closes the execution; each carries its Message-Id.
+    let marks = Marks::of(&approval.id).unwrap();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert_eq!(notes[0]["message_id"], json!(marks.started), "{notes:?}");
+    assert_eq!(notes[1]["message_id"], json!(marks.finished), "{notes:?}");
+    for n in &notes {
+        assert!(
+            n["body"]
+                .as_str()
+                .unwrap()
+                .starts_with("<p><b>order-copilot</b>"),
+            "HTML kept: {}",
+            n["body"]
+        );
+        assert_eq!(n["subtype_id"], 2, "an internal note");
+    }
     // The write and the note went out as named calls, with Odoo's answers, into the audit.
     let calls: Vec<String> = fake
         .calls()
@@ -1023,10 +1274,17 @@ async fn end_to_end(version: u32) {
         .filter(|c| c.method == "write" || c.method == "message_post")
         .map(|c| format!("{}.{}", c.model, c.method))
         .collect();
-    assert_eq!(calls, ["sale.order.write", "sale.order.message_post"]);
+    assert_eq!(
+        calls,
+        [
+            "sale.order.message_post",
+            "sale.order.write",
+            "sale.order.message_post"
+        ]
+    );
     let result: Value = done.result.clone().unwrap();
-    assert_eq!(result["calls"].as_array().unwrap().len(), 2, "{result}");
-    assert!(result["calls"][1]["answer"].is_i64(), "{result}");
+    assert_eq!(result["calls"].as_array().unwrap().len(), 3, "{result}");
+    assert!(result["calls"][2]["answer"].is_i64(), "{result}");
     let audit = order_copilot::store::audit::search(
         &store,
         &order_copilot::store::audit::AuditQuery {
@@ -1065,20 +1323,30 @@ async fn end_to_end(version: u32) {
             .filter(|m| m["body"].as_str().is_some_and(|b| b.contains(&approval.id)))
             .count()
     });
-    assert_eq!(n, 1);
-    // The bot's answers, until the copilot takes over: the core's explanation of the order.
+    assert_eq!(n, 2);
+    // The bot's answers, until the copilot takes over: the core's explanation of an order
+    // with an exception in the re-scan (the rescheduled one may be clear now: its promise
+    // moved to the date its delivery is planned for).
+    let open_order = after
+        .result
+        .exceptions
+        .iter()
+        .find(|e| e.kind != order_copilot::core::Kind::SupplierDelay)
+        .map(|e| e.order_ref.clone())
+        .unwrap();
     let explain = order_copilot::odoo::bot::ExplainAnswerer::new(app.clone());
     let mut q = Question {
         text: "why?".into(),
-        order: Some(case.order_ref.clone()),
+        order: Some(open_order.clone()),
         role: None,
         author: "Marc".into(),
+        audience: Vec::new(),
     };
     let read_only = explain.answer(&q).await;
     q.role = Some("planner".into());
     let full = explain.answer(&q).await;
     assert!(
-        read_only.starts_with(&format!("<p>{}", case.order_ref)) && read_only.contains("read-only"),
+        read_only.starts_with(&format!("<p>{open_order}")) && read_only.contains("read-only"),
         "{read_only}"
     );
     assert!(
@@ -1098,24 +1366,123 @@ async fn end_to_end_18() {
     end_to_end(18).await
 }
 
+/// The customer gets the approved text once, against the fake too: a second run and a run
+/// after a crash between the starting note and the message add nothing; the purpose stays
+/// in the internal note.
+async fn approved_text_sent_once(version: u32) {
+    use order_copilot::app::source::Executor;
+    use order_copilot::core::Action;
+    use order_copilot::odoo::executor::{Marks, OdooExecutor, message_html};
+
+    let demo = demo_snapshot(50);
+    let fake = FakeOdoo::start(FakeConfig::version(version), &demo)
+        .await
+        .unwrap();
+    let client = Arc::new(connect(&fake, "admin").await.unwrap());
+    let order = demo.orders[0].clone();
+    let text = "Dear customer,\n\nyour order leaves on Friday & arrives Monday.";
+    let contact = Action::ContactCustomer {
+        order: order.name.clone(),
+        purpose: "internal: the carrier slipped".into(),
+        message: Some(text.into()),
+    };
+    let on_order = |fake: &FakeOdoo| {
+        fake.with_db(|db| {
+            db.models["mail.message"]
+                .rows
+                .values()
+                .filter(|m| m["model"] == "sale.order" && m["res_id"] == order.id)
+                .map(|m| Value::Object(m.clone()))
+                .collect::<Vec<_>>()
+        })
+    };
+    let count = |msgs: &[Value], mid: &str| msgs.iter().filter(|m| m["message_id"] == mid).count();
+    // Run twice, each time by an executor that remembers nothing.
+    for _ in 0..2 {
+        OdooExecutor::new(client.clone(), test_config())
+            .execute("ap_fake1", &contact)
+            .await
+            .unwrap();
+    }
+    // A crash after the starting note: the retry sends the message, once.
+    let m2 = Marks::of("ap_fake2").unwrap();
+    let mut kw = wire::message_post_kwargs("<p>starting</p>", true);
+    kw.insert("message_id".into(), json!(m2.started));
+    client
+        .call("sale.order", "message_post", vec![json!([order.id])], kw)
+        .await
+        .unwrap();
+    OdooExecutor::new(client.clone(), test_config())
+        .execute("ap_fake2", &contact)
+        .await
+        .unwrap();
+    let msgs = on_order(&fake);
+    for key in ["ap_fake1", "ap_fake2"] {
+        let m = Marks::of(key).unwrap();
+        assert_eq!(
+            (
+                count(&msgs, &m.started),
+                count(&msgs, &m.message),
+                count(&msgs, &m.finished)
+            ),
+            (1, 1, 1),
+            "{key}: {msgs:?}"
+        );
+        let sent = msgs
+            .iter()
+            .find(|x| x["message_id"] == m.message.as_str())
+            .unwrap();
+        assert_eq!(sent["body"], json!(message_html(text)));
+        assert_eq!(sent["subtype_id"], 1, "a public comment");
+    }
+    for x in &msgs {
+        if x["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("carrier slipped"))
+        {
+            assert_eq!(x["subtype_id"], 2, "the purpose only in notes: {x}");
+        }
+    }
+    // Odoo unreachable: a transient failure (a retry may succeed), and it does, once.
+    fake.set_down(true);
+    let e = OdooExecutor::new(client.clone(), test_config())
+        .execute("ap_fake3", &contact)
+        .await
+        .unwrap_err();
+    assert!(e.transient, "{e}");
+    fake.set_down(false);
+    OdooExecutor::new(client.clone(), test_config())
+        .execute("ap_fake3", &contact)
+        .await
+        .unwrap();
+    let m3 = Marks::of("ap_fake3").unwrap();
+    assert_eq!(count(&on_order(&fake), &m3.message), 1);
+    // A record Odoo does not have: permanent.
+    let missing = Action::ContactCustomer {
+        order: "S-NOT-THERE".into(),
+        purpose: "p".into(),
+        message: Some(text.into()),
+    };
+    let e = OdooExecutor::new(client.clone(), test_config())
+        .execute("ap_fake4", &missing)
+        .await
+        .unwrap_err();
+    assert!(!e.transient && e.message.contains("is not in Odoo"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approved_text_sent_once_17() {
+    approved_text_sent_once(17).await
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approved_text_sent_once_18() {
+    approved_text_sent_once(18).await
+}
+
 // ---- the bot -----------------------------------------------------------------------------
 
+use common::Recorder;
 use order_copilot::odoo::bot::{Answerer, Bot, Question};
-
-#[derive(Default)]
-struct Recorder(std::sync::Mutex<Vec<Question>>);
-
-impl Answerer for Recorder {
-    fn answer<'a>(&'a self, q: &'a Question) -> order_copilot::app::source::BoxFuture<'a, String> {
-        self.0.lock().unwrap().push(q.clone());
-        Box::pin(async move {
-            format!(
-                "<p>answer about {}</p>",
-                q.order.clone().unwrap_or_default()
-            )
-        })
-    }
-}
 
 struct BotRig {
     fake: FakeOdoo,
@@ -1138,6 +1505,7 @@ async fn bot_rig(version: u32) -> BotRig {
         Arc::new(connect(&fake, "bot").await.unwrap()),
         cfg.bot.clone(),
         questions.clone(),
+        None,
     )
     .await
     .unwrap();
@@ -1236,12 +1604,14 @@ async fn bot_in_channels_and_chatter(version: u32) {
     let a = answers(fake, asked);
     assert_eq!(a.len(), 1, "{a:?}");
     assert_eq!(a[0]["author_id"], bot.partner_id());
-    assert_eq!(a[0]["body"], "<p>answer about S00012</p>");
+    assert_eq!(a[0]["body"], "<p>answer for Marc Demo about S00012</p>");
     {
         let q = rig.questions.0.lock().unwrap();
         assert_eq!(q[0].role.as_deref(), Some("service_rep"));
         assert_eq!(q[0].order.as_deref(), Some("S00012"));
         assert_eq!(q[0].author, "Marc Demo");
+        // The channel's other readers, read from Odoo: no unmapped user among them yet.
+        assert!(!q[0].audience.iter().any(|r| r == "viewer"), "{q:?}");
     }
     // The bot's own answer came back through the webhook and was ignored: no loop.
     wait_for("the bot's own message", || bot.stats.own.load(Relaxed) >= 1).await;
@@ -1251,6 +1621,21 @@ async fn bot_in_channels_and_chatter(version: u32) {
         // Odoo 17 posts a follower-notifying comment's webhook several times.
         assert!(bot.stats.duplicates.load(Relaxed) >= 2, "{:?}", bot.stats);
     }
+    // An Odoo user without a copilot role joins the channel: from now on the bot answers
+    // there for a viewer too (what a viewer may not see is withheld from every answer).
+    let salesonly = fake.user("salesonly").unwrap().partner_id;
+    let admin = connect(fake, "admin").await.unwrap();
+    let mut kw = serde_json::Map::new();
+    kw.insert("partner_ids".into(), json!([salesonly]));
+    admin
+        .call(
+            "discuss.channel",
+            "add_members",
+            vec![json!([rig.channel])],
+            kw,
+        )
+        .await
+        .unwrap();
     // An Odoo user without a copilot role gets a read-only answer.
     post_as(
         fake,
@@ -1265,6 +1650,13 @@ async fn bot_in_channels_and_chatter(version: u32) {
     })
     .await;
     assert_eq!(rig.questions.0.lock().unwrap()[1].role, None);
+    assert!(
+        rig.questions.0.lock().unwrap()[1]
+            .audience
+            .iter()
+            .any(|r| r == "viewer"),
+        "a member without a role reads the channel"
+    );
     // On an order's chatter the bot answers only when mentioned, with the order in context.
     let order = fake
         .with_db(|db| {
@@ -1306,7 +1698,11 @@ async fn bot_in_channels_and_chatter(version: u32) {
         (1, &json!(2), &json!("sale.order")),
         "an internal note on the order: {a:?}"
     );
-    assert!(bot.stats.ignored.load(Relaxed) >= 1);
+    // The plain note is read back from Odoo (as every delivery is) and then ignored.
+    wait_for("the plain note to be ignored", || {
+        bot.stats.ignored.load(Relaxed) >= 1
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1418,6 +1814,7 @@ async fn poller_answers_new_messages_only() {
         Arc::new(connect(&fake, "bot").await.unwrap()),
         cfg.bot.clone(),
         questions.clone(),
+        None,
     )
     .await
     .unwrap();
@@ -1449,4 +1846,91 @@ async fn poller_answers_new_messages_only() {
     bot.poll_once().await.unwrap();
     assert_eq!(bot.stats.own.load(Relaxed), 1);
     assert_eq!(questions.0.lock().unwrap().len(), 1);
+}
+
+/// Like the real 17/18 (tests/odoo_real.rs): a bot user without an e-mail address cannot
+/// post on an order's chatter, so setup refuses it with the fix in the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_refuses_a_bot_without_email() {
+    let demo = demo_snapshot(50);
+    let fake = FakeOdoo::start(FakeConfig::version(17), &demo)
+        .await
+        .unwrap();
+    let admin = connect(&fake, "admin").await.unwrap();
+    let bot = fake.user("bot").unwrap();
+    admin
+        .write("res.users", &[bot.id], json!({"email": false}))
+        .await
+        .unwrap();
+    let e = order_copilot::odoo::setup::setup(
+        &admin,
+        &test_config(),
+        "bot",
+        "http://127.0.0.1:9/odoo/webhook?secret=0123456789abcdef",
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("has no e-mail address"), "{e}");
+    // And Odoo's own rule, as the fake serves it: no chatter post without one.
+    admin
+        .write("res.partner", &[bot.partner_id], json!({"email": false}))
+        .await
+        .unwrap();
+    let client = connect(&fake, "bot").await.unwrap();
+    let order = demo.orders[0].id;
+    let e = client
+        .call(
+            "sale.order",
+            "message_post",
+            vec![json!([order])],
+            wire::message_post_kwargs("<p>hello</p>", true),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("configure the sender's email address"),
+        "{e}"
+    );
+}
+
+/// Make-to-order links come through Odoo's own fields: the delivery move's `move_orig_ids`
+/// names the receipt in the purchase line's `move_ids`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn make_to_order_links_are_read() {
+    let mut demo = demo_snapshot(300);
+    let line = demo
+        .lines
+        .iter()
+        .position(|l| {
+            !l.open_qty().is_zero() && demo.orders[l.order as usize].state == OrderState::Sale
+        })
+        .unwrap();
+    let inbound = demo
+        .inbound
+        .iter()
+        .position(|b| b.state == PurchaseState::Purchase)
+        .unwrap();
+    demo.supply_links.push(SupplyLink {
+        inbound: inbound as u32,
+        line: line as u32,
+    });
+    let fake = FakeOdoo::start(FakeConfig::version(17), &demo)
+        .await
+        .unwrap();
+    let client = Arc::new(connect(&fake, "admin").await.unwrap());
+    let source = OdooSource::new(client, test_config());
+    let snap = source.refresh().await.unwrap();
+    let read: Vec<(i64, i64)> = snap
+        .supply_links
+        .iter()
+        .map(|k| {
+            (
+                snap.inbound[k.inbound as usize].id,
+                snap.lines[k.line as usize].id,
+            )
+        })
+        .collect();
+    assert_eq!(read, vec![(demo.inbound[inbound].id, demo.lines[line].id)]);
+    assert!(source.sync_status().warnings.is_empty());
 }

@@ -234,20 +234,21 @@ async fn predicted_cases(db: Db) {
         );
         seen_kinds.insert(kind.to_string());
         if kind == "shipment_delay" && a_case.is_none() {
-            a_case = Some((id.to_string(), recs.len() - 1));
+            let last = recs.len() - 1;
+            a_case = Some((id.to_string(), last, recs[last]["action"].clone()));
         }
     }
     assert!(seen_kinds.len() >= 2, "{seen_kinds:?}");
 
     // Acting on a predicted case counts for its model's acceptance.
-    let (id, last) = a_case.expect("a predicted late delivery");
-    let (st, v) = post(
-        &s,
-        &rep,
-        &format!("/api/cases/{id}/actions"),
-        json!({"recommendation": last}),
-    )
-    .await;
+    let (id, last, action) = a_case.expect("a predicted late delivery");
+    // Contacting the customer carries the exact text they will receive.
+    let body = if action == "contact_customer" {
+        json!({"recommendation": last, "message": "Your delivery may arrive a day late; we will confirm the date tomorrow."})
+    } else {
+        json!({"recommendation": last})
+    };
+    let (st, v) = post(&s, &rep, &format!("/api/cases/{id}/actions"), body).await;
     assert_eq!(st, 201, "{v}");
     let ap = v["approval"]["id"].as_str().unwrap().to_string();
     let approver = v["approval"]["approver_roles"][0]

@@ -13,6 +13,8 @@ fn run(data: &Path, args: &[&str]) -> Output {
         .arg(data)
         .env_remove("ORDER_COPILOT_POLICIES")
         .env_remove("DATABASE_URL")
+        // The demo: these tests are not about the Odoo a developer may have configured.
+        .env_remove("ODOO_URL")
         .env("ORDER_COPILOT_DEMO_ORDERS", "1500")
         .env("ORDER_COPILOT_LOG", "warn")
         .output()
@@ -23,21 +25,16 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).to_string()
 }
 
-fn temp(prefix: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_micros()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 #[test]
 fn train_evaluate_and_report() {
-    let data = temp("oc-report");
+    // Removed when the test ends, passed or failed.
+    let tmp = tempfile::Builder::new()
+        .prefix("oc-report-")
+        .tempdir()
+        .unwrap();
+    let data = tmp.path();
     // Evaluating before training says what to do.
-    let o = run(&data, &["model", "evaluate"]);
+    let o = run(data, &["model", "evaluate"]);
     assert!(!o.status.success());
     assert!(
         text(&o.stderr).contains("model train"),
@@ -45,7 +42,7 @@ fn train_evaluate_and_report() {
         text(&o.stderr)
     );
 
-    let o = run(&data, &["model", "train"]);
+    let o = run(data, &["model", "train"]);
     assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
     let out = text(&o.stdout);
     for k in [
@@ -58,7 +55,7 @@ fn train_evaluate_and_report() {
         assert!(data.join("models").join(format!("{k}.json")).exists());
     }
 
-    let o = run(&data, &["model", "evaluate", "--json"]);
+    let o = run(data, &["model", "evaluate", "--json"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     for m in v.as_array().unwrap() {
@@ -72,12 +69,12 @@ fn train_evaluate_and_report() {
             "{m}"
         );
     }
-    let o = run(&data, &["model", "evaluate"]);
+    let o = run(data, &["model", "evaluate"]);
     assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
     assert!(text(&o.stdout).contains("mean pred"));
 
     let file = data.join("report.html");
-    let o = run(&data, &["report", "--out", file.to_str().unwrap()]);
+    let o = run(data, &["report", "--out", file.to_str().unwrap()]);
     assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
     let html = std::fs::read_to_string(&file).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));

@@ -40,7 +40,7 @@ fn scan_of_seed_7_is_unchanged() {
     check(
         7,
         12_000,
-        "280b3d3c7eedad94aa95c8b15f6d70fd4a363b6e0e6117f4ac9934537a1406bc",
+        "29d034f3eb50d9573177a04a2e2e90ad91d19d1d070f1c6bf93284e9a4519364",
     );
 }
 
@@ -49,6 +49,6 @@ fn scan_of_seed_42_is_unchanged() {
     check(
         42,
         30_000,
-        "8b8dcbf857fdf74799915b823e469bb06276021924a9a45fb99bc453f3e7c015",
+        "c77f5aa928ee37c59d53b403e1eadc7b775caebc083278c4c6d1d746ef5b7650",
     );
 }

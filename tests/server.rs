@@ -235,28 +235,67 @@ async fn approval_loop(db: Db) {
     )
     .await;
     assert_eq!(st, 200, "{v}");
-    assert_eq!(v["approval"]["status"], "executed");
+    // The approval answers at once; the outbox worker executes it.
+    assert_eq!(v["approval"]["status"], "approved", "{v}");
+    let done = s.executed(&ap).await;
+    assert_eq!(done.status.as_str(), "executed", "{:?}", done.result);
+    let result = done.result.unwrap();
     assert!(
-        v["approval"]["result"]["moved"].is_string()
-            || v["approval"]["result"]["moved"].is_number()
+        result["moved"].is_string() || result["moved"].is_number(),
+        "{result}"
     );
-    // Executing changed the data; the re-scan cleared the case.
-    let (_, d) = get(&s, &planner, &format!("/api/cases/{id}")).await;
+    let (_, v) = get(&s, &planner, &format!("/api/approvals/{ap}")).await;
+    assert_eq!(v["approval"]["status"], "executed");
+    assert_eq!(v["approval"]["execution"]["attempts"], 1, "{v}");
+    // Executing changed the data; the re-scan after it (moments after the end is stored)
+    // cleared the case.
+    let mut d = Value::Null;
+    for _ in 0..200 {
+        d = get(&s, &planner, &format!("/api/cases/{id}")).await.1;
+        if d["case"]["status"] == "resolved" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(d["case"]["status"], "resolved");
     assert_eq!(d["case"]["outcome"], "cleared");
-    let kinds: Vec<&str> = d["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["kind"].as_str().unwrap())
-        .collect();
+    // The planner (no `read_audit`) reads the case's decisions, not its audit trail: no
+    // refused attempts, no payload beyond outcome, reason and action, no chain hashes.
+    let kinds = |d: &Value| -> Vec<String> {
+        d["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(d["history_scope"], "decisions");
+    let seen = kinds(&d);
+    for k in ["approval.requested", "approval.decided", "action.executed"] {
+        assert!(seen.iter().any(|s| s == k), "{k} missing from {seen:?}");
+    }
+    assert!(!seen.iter().any(|s| s == "approval.refused"), "{seen:?}");
+    for h in d["history"].as_array().unwrap() {
+        assert_eq!(h["hash"], "", "{h}");
+        let keys: Vec<&String> = h["payload"].as_object().unwrap().keys().collect();
+        assert!(
+            keys.iter().all(
+                |k| ["outcome", "reason", "decision", "status", "action"].contains(&k.as_str())
+            ),
+            "{keys:?}"
+        );
+    }
+    // The admin (`read_audit`) reads the whole trail.
+    let (_, d) = get(&s, &s.admin, &format!("/api/cases/{id}")).await;
+    assert_eq!(d["history_scope"], "audit");
+    let seen = kinds(&d);
     for k in [
         "approval.requested",
         "approval.refused",
         "approval.decided",
         "action.executed",
     ] {
-        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+        assert!(seen.iter().any(|s| s == k), "{k} missing from {seen:?}");
     }
     // Second approval attempt: conflict.
     let (st, _) = post(
@@ -365,7 +404,15 @@ async fn racing_approvers(db: Db) {
     );
     let mut codes = vec![a.unwrap().status().as_u16(), b.unwrap().status().as_u16()];
     codes.sort();
-    assert_eq!(codes, vec![200, 409]);
+    // One wins. The loser hears that the request is decided (409) — or, when both clicks
+    // were the same person's and the first was counted before the second was checked,
+    // that they already approved it (403).
+    let same_person = approver2 == p1;
+    assert!(
+        codes == vec![200, 409] || same_person && codes == vec![200, 403],
+        "{codes:?}"
+    );
+    assert_eq!(s.executed(&ap).await.status.as_str(), "executed");
     let executed = audit::search(
         &s.app.store,
         &AuditQuery {
@@ -430,8 +477,237 @@ async fn login_rate_limit_and_shutdown(db: Db) {
     assert!(audit::verify(&store, |_| {}).await.unwrap().ok());
 }
 
+/// A customer is sent exactly the text the approver approved: a request without it is
+/// refused, the approver sees it, the execution sends it and not the internal purpose.
+async fn customer_messages(db: Db) {
+    let s = TestServer::start(db, 400).await;
+    let rep = s.token("sam", "service_rep").await;
+    let (_, v) = get(&s, &rep, "/api/exceptions?limit=200").await;
+    let mut found = None;
+    for c in v["items"].as_array().unwrap() {
+        let id = c["id"].as_str().unwrap();
+        let (_, d) = get(&s, &rep, &format!("/api/cases/{id}")).await;
+        let recs = d["case"]["exception"]["recommendations"]
+            .as_array()
+            .unwrap();
+        if let Some(i) = recs.iter().position(|r| r["action"] == "contact_customer") {
+            found = Some((id.to_string(), i, recs[i].clone()));
+            break;
+        }
+    }
+    let (id, i, rec) = found.expect("a demo case proposes contacting the customer");
+    let url = format!("/api/cases/{id}/actions");
+    let (st, v) = post(&s, &rep, &url, json!({"recommendation": i})).await;
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("write or draft the message the customer will receive"),
+        "{v}"
+    );
+    for bad in [json!("   "), json!("x".repeat(4001))] {
+        let (st, v) = post(&s, &rep, &url, json!({"recommendation": i, "message": bad})).await;
+        assert_eq!(st, 400, "{v}");
+    }
+    let text = "Dear customer,\n\nyour order leaves on Friday. <b>Sorry</b> for the wait.";
+    let (st, v) = post(
+        &s,
+        &rep,
+        &url,
+        json!({"recommendation": i, "message": format!("  {text}  ")}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let ap = v["approval"]["id"].as_str().unwrap().to_string();
+    // The approver sees the exact text next to the internal purpose.
+    let role = v["approval"]["approver_roles"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let approver = s.token("ann", &role).await;
+    let (_, a) = get(&s, &approver, &format!("/api/approvals/{ap}")).await;
+    assert_eq!(a["approval"]["params"]["message"], text);
+    assert_eq!(a["approval"]["params"]["purpose"], rec["purpose"]);
+    let (st, v) = post(
+        &s,
+        &approver,
+        &format!("/api/approvals/{ap}/approve"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["approval"]["status"], "approved", "{v}");
+    let done = s.executed(&ap).await;
+    assert_eq!(done.status.as_str(), "executed", "{:?}", done.result);
+    assert_eq!(done.result.unwrap()["message_posted"], text);
+    s.stop().await;
+}
+
+/// Request `action` on the first active case recommending it whose request needs
+/// `needed` approvers; returns the approval.
+async fn request_needing(s: &TestServer, tok: &str, action: &str, needed: u64) -> Value {
+    let (_, v) = get(s, &s.admin, "/api/exceptions?limit=500&sort=revenue").await;
+    let mut items = v["items"].as_array().unwrap().clone();
+    if needed == 1 {
+        items.reverse(); // small orders first
+    }
+    for c in &items {
+        let id = c["id"].as_str().unwrap();
+        let (_, d) = get(s, &s.admin, &format!("/api/cases/{id}")).await;
+        let recs = d["case"]["exception"]["recommendations"]
+            .as_array()
+            .unwrap();
+        let Some(i) = recs.iter().position(|r| r["action"] == action) else {
+            continue;
+        };
+        // A customer contact carries the exact text the customer will receive.
+        let body = if action == "contact_customer" {
+            json!({"recommendation": i, "message": "Your order is on its way; we will confirm the date."})
+        } else {
+            json!({"recommendation": i})
+        };
+        let (st, v) = post(s, tok, &format!("/api/cases/{id}/actions"), body).await;
+        assert_eq!(st, 201, "{v}");
+        if v["approval"]["approvers_needed"] == needed {
+            return v["approval"].clone();
+        }
+    }
+    panic!("no {action} request needing {needed} approvers in the demo");
+}
+
+async fn refused_with(s: &TestServer, tok: &str, ap: &str, needle: &str) {
+    let (st, v) = post(s, tok, &format!("/api/approvals/{ap}/approve"), json!({})).await;
+    assert_eq!(st, 403, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.contains(needle), "{msg}");
+}
+
+async fn requester_may_not_approve(db: Db) {
+    let s = TestServer::start(db, 400).await;
+    let fin = s.token("fiona", "finance").await;
+    let fin2 = s.token("frank", "finance").await;
+    // Finance asks to release a credit hold and tries to approve it itself: 403, audited,
+    // still pending; another finance user approves it.
+    let ap = request_needing(&s, &fin, "release_credit_hold", 1).await;
+    let id = ap["id"].as_str().unwrap();
+    assert_eq!(ap["requester_may_approve"], false);
+    refused_with(&s, &fin, id, "you requested this release_credit_hold").await;
+    let (_, v) = get(&s, &fin, &format!("/api/approvals/{id}")).await;
+    assert_eq!(v["approval"]["status"], "pending");
+    let refused = audit::search(
+        &s.app.store,
+        &AuditQuery {
+            kind: Some("approval.refused".into()),
+            actor: Some("fiona".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].event.payload["approval"], id);
+    let (st, v) = post(
+        &s,
+        &fin2,
+        &format!("/api/approvals/{id}/approve"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["approval"]["status"], "approved");
+    assert_eq!(s.executed(id).await.status.as_str(), "executed");
+    // A service rep's own customer contact needs someone else too.
+    let rep = s.token("sam", "service_rep").await;
+    let ap = request_needing(&s, &rep, "contact_customer", 1).await;
+    refused_with(&s, &rep, ap["id"].as_str().unwrap(), "someone else").await;
+    // Where the policy allows it (a planner's own reallocation), the requester approves.
+    let planner = s.token("pat", "planner").await;
+    let ap = request_needing(&s, &planner, "reallocate", 1).await;
+    let (st, v) = post(
+        &s,
+        &planner,
+        &format!("/api/approvals/{}/approve", ap["id"].as_str().unwrap()),
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, v) = get(&s, &s.admin, "/api/audit/verify").await;
+    assert_eq!(v["ok"], true, "{v}");
+    s.stop().await;
+}
+
+async fn second_approver(db: Db) {
+    let s = TestServer::start(db, 400).await;
+    let rep = s.token("sam", "service_rep").await;
+    let f1 = s.token("fiona", "finance").await;
+    let f2 = s.token("frank", "finance").await;
+    // A hold on an order above 5,000 needs two distinct finance approvers.
+    let ap = request_needing(&s, &rep, "release_credit_hold", 2).await;
+    let id = ap["id"].as_str().unwrap().to_string();
+    let value: f64 = ap["order_value"].as_str().unwrap().parse().unwrap();
+    assert!(value > 5_000.0, "{ap}");
+    let (st, v) = post(&s, &f1, &format!("/api/approvals/{id}/approve"), json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["approval"]["status"], "pending", "{v}");
+    assert_eq!(v["approval"]["decisions"][0]["by"], "fiona");
+    // The same person again does not count twice; the request left the first approver's
+    // inbox and waits in the second's.
+    refused_with(&s, &f1, &id, "you already approved").await;
+    let inbox = |tok: String| {
+        let s = &s;
+        async move {
+            let (_, v) = get(s, &tok, "/api/approvals?status=pending&mine=true").await;
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(!inbox(f1.clone()).await.contains(&id));
+    assert!(inbox(f2.clone()).await.contains(&id));
+    let (_, v) = get(&s, &s.admin, &format!("/api/approvals/{id}")).await;
+    assert_eq!(v["approval"]["status"], "pending");
+    let (st, v) = post(&s, &f2, &format!("/api/approvals/{id}/approve"), json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["approval"]["status"], "approved", "{v}");
+    assert_eq!(s.executed(&id).await.status.as_str(), "executed");
+    assert_eq!(v["approval"]["decided_by"], "frank");
+    let by: Vec<&str> = v["approval"]["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["by"].as_str().unwrap())
+        .collect();
+    assert_eq!(by, ["fiona", "frank"]);
+    let decided = audit::search(
+        &s.app.store,
+        &AuditQuery {
+            kind: Some("approval.decided".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mine: Vec<_> = decided
+        .iter()
+        .filter(|r| r.event.payload["approval"] == id.as_str())
+        .collect();
+    assert_eq!(mine.len(), 2, "one event per approver");
+    assert!(
+        mine.iter()
+            .any(|r| r.event.payload["status"] == "pending" && r.event.payload["needed"] == 2)
+    );
+    s.stop().await;
+}
+
 both!(auth_and_routes);
 both!(queue_filters_and_errors);
 both!(approval_loop);
 both!(racing_approvers);
 both!(login_rate_limit_and_shutdown);
+both!(customer_messages);
+both!(requester_may_not_approve);
+both!(second_approver);

@@ -10,7 +10,8 @@ mod common;
 use common::{Db, open};
 use order_copilot::store::audit::{self, AuditEvent, AuditLog, TurnWrite};
 use order_copilot::store::{
-    ApprovalRow, ApprovalStatus, CaseQuery, CaseStatus, CaseUpsert, ConversationRow, Store, TurnRow,
+    ApprovalRow, ApprovalStatus, CaseQuery, CaseStatus, CaseUpsert, ConversationRow, Decision,
+    DecisionOutcome, Store, TurnRow,
 };
 use serde_json::json;
 
@@ -38,7 +39,7 @@ async fn status(store: &Store, id: &str) -> CaseStatus {
 }
 
 async fn lifecycle(db: Db) {
-    let (store, _) = open(db).await;
+    let (store, _store_dir) = open(db).await;
     let s = store
         .merge_scan(&[case("a", 50), case("b", 70)], 1)
         .await
@@ -153,6 +154,17 @@ async fn lifecycle(db: Db) {
     store.close().await;
 }
 
+fn decision(id: &str, actor: &str, now: i64) -> Decision {
+    Decision {
+        id: id.into(),
+        actor: actor.into(),
+        role: "planner".into(),
+        approve: true,
+        reason: None,
+        now,
+    }
+}
+
 fn approval(id: &str, expires_at: i64) -> ApprovalRow {
     ApprovalRow {
         id: id.into(),
@@ -163,6 +175,10 @@ fn approval(id: &str, expires_at: i64) -> ApprovalRow {
         policy_rule: "approvals.reallocate".into(),
         policy_version: "v1".into(),
         approver_roles: vec!["planner".into(), "sales_manager".into()],
+        approvers_needed: 1,
+        requester_may_approve: false,
+        order_value: None,
+        decisions: Vec::new(),
         requested_by: "sam".into(),
         requested_at: 1,
         expires_at,
@@ -172,11 +188,12 @@ fn approval(id: &str, expires_at: i64) -> ApprovalRow {
         reason: None,
         result: None,
         executed_at: None,
+        execution: None,
     }
 }
 
 async fn approvals_exactly_once(db: Db) {
-    let (store, _) = open(db).await;
+    let (store, _store_dir) = open(db).await;
     store
         .insert_approval(&approval("ap1", i64::MAX))
         .await
@@ -186,41 +203,94 @@ async fn approvals_exactly_once(db: Db) {
     for i in 0..16 {
         let st = store.clone();
         tasks.push(tokio::spawn(async move {
-            st.decide_approval("ap1", ApprovalStatus::Approved, &format!("u{i}"), None, 10)
+            st.decide_approval(&decision("ap1", &format!("u{i}"), 10))
                 .await
                 .unwrap()
         }));
     }
     let mut wins = 0;
     for t in tasks {
-        wins += usize::from(t.await.unwrap());
+        let o = t.await.unwrap();
+        assert!(
+            matches!(o, DecisionOutcome::Approved | DecisionOutcome::NotPending),
+            "{o:?}"
+        );
+        wins += usize::from(o == DecisionOutcome::Approved);
     }
     assert_eq!(wins, 1);
-    // 16 concurrent executors: exactly one claims.
+    // The approving decision enqueued the execution in its transaction.
+    let due = store.due_executions(10, 10).await.unwrap();
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!((due[0].id.as_str(), due[0].attempts), ("ap1", 0));
+    // 16 concurrent workers claim it with a lease until 1000: exactly one gets it.
     let mut tasks = Vec::new();
-    for _ in 0..16 {
+    for i in 0..16 {
         let st = store.clone();
         tasks.push(tokio::spawn(async move {
-            st.claim_execution("ap1").await.unwrap()
+            st.claim_execution("ap1", &format!("w{i}"), 20, 1000)
+                .await
+                .unwrap()
+                .then_some(i)
         }));
     }
-    let mut claims = 0;
+    let mut winners = Vec::new();
     for t in tasks {
-        claims += usize::from(t.await.unwrap());
+        winners.extend(t.await.unwrap());
     }
-    assert_eq!(claims, 1);
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let owner = format!("w{}", winners[0]);
+    let a = store.get_approval("ap1").await.unwrap().unwrap();
+    assert_eq!(a.status, ApprovalStatus::Executing);
+    let ex = a.execution.clone().unwrap();
     assert_eq!(
-        store.reclaim_executing().await.unwrap().len(),
-        1,
-        "a crash here leaves it reclaimable"
+        (ex.attempts, ex.worker.as_deref()),
+        (1, None),
+        "{ex:?}: the API reads the lease against the real clock, and 1000 µs is long past"
     );
-    store
-        .finish_execution("ap1", true, "{\"ok\":true}", 11)
-        .await
-        .unwrap();
+    // While the lease lives nobody else takes it, and only its holder renews it.
+    assert!(store.due_executions(999, 10).await.unwrap().is_empty());
+    assert!(
+        !store
+            .claim_execution("ap1", "intruder", 999, 5000)
+            .await
+            .unwrap()
+    );
+    assert!(!store.renew_lease("ap1", "intruder", 5000).await.unwrap());
+    assert!(store.renew_lease("ap1", &owner, 2000).await.unwrap());
+    assert!(
+        !store
+            .claim_execution("ap1", "intruder", 1500, 5000)
+            .await
+            .unwrap()
+    );
+    // A crash here: once the lease expires another worker takes it over (attempt 2), and
+    // the old holder can no longer record an end.
+    assert_eq!(store.due_executions(2000, 10).await.unwrap().len(), 1);
+    assert!(
+        store
+            .claim_execution("ap1", "heir", 2000, 9000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .finish_execution("ap1", &owner, true, "{\"ok\":true}", 2100)
+            .await
+            .unwrap(),
+        "a lost lease finishes nothing"
+    );
+    assert!(
+        store
+            .finish_execution("ap1", "heir", true, "{\"ok\":true}", 2200)
+            .await
+            .unwrap()
+    );
+    assert!(store.due_executions(i64::MAX, 10).await.unwrap().is_empty());
     let a = store.get_approval("ap1").await.unwrap().unwrap();
     assert_eq!(a.status, ApprovalStatus::Executed);
     assert_eq!(a.result, Some(json!({"ok": true})));
+    let ex = a.execution.unwrap();
+    assert_eq!((ex.attempts, ex.finished_at), (2, Some(2200)), "{ex:?}");
     // Role filter matches whole names only.
     store
         .insert_approval(&approval("ap2", i64::MAX))
@@ -245,10 +315,11 @@ async fn approvals_exactly_once(db: Db) {
     // Expiry: an expired request cannot be decided and is swept.
     store.insert_approval(&approval("ap3", 100)).await.unwrap();
     assert!(
-        !store
-            .decide_approval("ap3", ApprovalStatus::Approved, "pat", None, 200)
+        store
+            .decide_approval(&decision("ap3", "pat", 200))
             .await
             .unwrap()
+            == DecisionOutcome::NotPending
     );
     assert_eq!(
         store.expire_approvals(200).await.unwrap(),
@@ -261,8 +332,70 @@ async fn approvals_exactly_once(db: Db) {
     store.close().await;
 }
 
+async fn two_approvers_are_counted_once_each(db: Db) {
+    let (store, _dir) = open(db).await;
+    let mut a = approval("ap4", i64::MAX);
+    a.approvers_needed = 2;
+    store.insert_approval(&a).await.unwrap();
+    // The same person twice counts once.
+    assert_eq!(
+        store
+            .decide_approval(&decision("ap4", "pat", 10))
+            .await
+            .unwrap(),
+        DecisionOutcome::Waiting {
+            approvals: 1,
+            needed: 2
+        }
+    );
+    assert_eq!(
+        store
+            .decide_approval(&decision("ap4", "pat", 11))
+            .await
+            .unwrap(),
+        DecisionOutcome::AlreadyDecided
+    );
+    let row = store.get_approval("ap4").await.unwrap().unwrap();
+    assert_eq!(row.status, ApprovalStatus::Pending);
+    assert_eq!(row.approvals(), 1);
+    assert_eq!(row.decisions[0].by, "pat");
+    // Eight people race for the second approval: exactly one completes it, every decision
+    // after that finds it decided.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let st = store.clone();
+        tasks.push(tokio::spawn(async move {
+            st.decide_approval(&decision("ap4", &format!("v{i}"), 20))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == DecisionOutcome::Approved)
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, DecisionOutcome::Approved | DecisionOutcome::NotPending)),
+        "{outcomes:?}"
+    );
+    let row = store.get_approval("ap4").await.unwrap().unwrap();
+    assert_eq!(row.status, ApprovalStatus::Approved);
+    assert_eq!(row.approvals(), 2, "{:?}", row.decisions);
+    store.close().await;
+}
+
 async fn tokens(db: Db) {
-    let (store, _) = open(db).await;
+    let (store, _store_dir) = open(db).await;
     assert!(store.insert_token("pat", "planner", "h1", 1).await.unwrap());
     assert!(
         !store.insert_token("pat", "admin", "h2", 2).await.unwrap(),
@@ -275,14 +408,13 @@ async fn tokens(db: Db) {
     assert!(store.revoke_token("pat", 3).await.unwrap());
     assert_eq!(store.find_token("h1").await.unwrap(), None);
     assert!(!store.revoke_token("pat", 4).await.unwrap());
+    // Names are unique forever: a new holder of a revoked name would inherit its
+    // conversations and its place in the audit log.
     assert!(
-        store.insert_token("pat", "buyer", "h3", 5).await.unwrap(),
-        "a revoked name can be reused"
+        !store.insert_token("pat", "buyer", "h3", 5).await.unwrap(),
+        "a revoked name is not reused"
     );
-    assert_eq!(
-        store.find_token("h3").await.unwrap(),
-        Some(("pat".into(), "buyer".into()))
-    );
+    assert_eq!(store.find_token("h3").await.unwrap(), None);
     store.close().await;
 }
 
@@ -294,7 +426,7 @@ async fn exec(store: &Store, sql: &str) {
 }
 
 async fn audit_chain(db: Db) {
-    let (store, _) = open(db).await;
+    let (store, _store_dir) = open(db).await;
     let (log, writer) = AuditLog::start(store.clone());
     let mut tasks = Vec::new();
     for i in 0..400 {
@@ -359,7 +491,7 @@ async fn audit_chain(db: Db) {
 
 async fn audit_deleted_reordered_truncated(db: Db) {
     for tamper in ["delete", "reorder", "truncate"] {
-        let (store, _) = open(db).await;
+        let (store, _store_dir) = open(db).await;
         let events: Vec<AuditEvent> = (0..50)
             .map(|i| AuditEvent::new("e", "t", json!({"i": i})))
             .collect();
@@ -395,7 +527,7 @@ async fn audit_deleted_reordered_truncated(db: Db) {
 /// turns share commits, each is stored with its conversation exactly once, and a turn that
 /// cannot be stored (its number taken) fails alone while its events are still written.
 async fn turns_commit_with_their_audit_events(db: Db) {
-    let (store, _) = open(db).await;
+    let (store, _store_dir) = open(db).await;
     let (log, writer) = AuditLog::start(store.clone());
     let turn = |conv: &str, seq: i64, id: &str| TurnRow {
         id: id.into(),
@@ -487,3 +619,41 @@ both!(approvals_exactly_once);
 both!(tokens);
 both!(audit_chain);
 both!(audit_deleted_reordered_truncated);
+both!(two_approvers_are_counted_once_each);
+
+/// A live server keeps appending while someone verifies: rows written after the
+/// verification started are not part of it, and never look like a truncated log.
+async fn verify_while_appending(db: Db) {
+    let (store, _store_dir) = open(db).await;
+    let (log, writer) = AuditLog::start(store.clone());
+    for i in 0..50 {
+        log.append(AuditEvent::new("test.event", "tester", json!({"i": i})))
+            .await
+            .unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let appender = {
+        let (log, stop) = (log.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                log.append(AuditEvent::new("test.event", "tester", json!({"i": i})))
+                    .await
+                    .unwrap();
+                i += 1;
+            }
+            i
+        })
+    };
+    for _ in 0..30 {
+        let v = audit::verify(&store, |_| {}).await.unwrap();
+        assert!(v.ok(), "{v:?}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(appender.await.unwrap() > 0);
+    drop(log);
+    writer.finish().await;
+    assert!(audit::verify(&store, |_| {}).await.unwrap().ok());
+}
+
+both!(verify_while_appending);

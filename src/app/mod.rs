@@ -3,8 +3,11 @@
 //! explaining an order. [`App`] is the one composition of store, audit log, policy,
 //! source and executor; the HTTP layer and the CLI call its methods and nothing else.
 
+pub mod access;
 pub mod identity;
 mod insight;
+pub mod limits;
+pub mod outbox;
 mod report;
 pub mod risk;
 pub mod source;
@@ -25,7 +28,7 @@ use crate::policy::Policy;
 use crate::store::audit::{self, AuditEvent, AuditLog, AuditQuery, AuditRecord};
 use crate::store::{
     ApprovalRow, ApprovalStatus, CaseDetail, CaseQuery, CaseStatus, CaseSummary, CaseUpsert,
-    MergeStats, Store, StoreError,
+    DecisionOutcome, MergeStats, Store, StoreError,
 };
 pub use identity::User;
 use source::{Executor, Source};
@@ -57,6 +60,95 @@ impl From<StoreError> for AppError {
     }
 }
 
+/// What a bearer token turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authenticated {
+    /// A valid token.
+    User(User),
+    /// A token past its expiry (`token create --expires`).
+    Expired {
+        /// Its holder.
+        name: String,
+        /// When it expired.
+        at: chrono::DateTime<Utc>,
+    },
+    /// Unknown or revoked.
+    Unknown,
+}
+
+/// Why a copilot turn may not start now.
+#[derive(Debug)]
+pub enum TurnRefused {
+    /// A limit (concurrent turns, model tokens per day).
+    Limited(limits::Limited),
+    /// Something broke.
+    App(AppError),
+}
+
+impl From<limits::Limited> for TurnRefused {
+    fn from(l: limits::Limited) -> Self {
+        TurnRefused::Limited(l)
+    }
+}
+
+impl From<StoreError> for TurnRefused {
+    fn from(e: StoreError) -> Self {
+        TurnRefused::App(e.into())
+    }
+}
+
+/// How much of a case's history a reader gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryScope {
+    /// Every audit event on the case, with its payload and chain hashes (`read_audit`).
+    Audit,
+    /// The decisions only: status changes, approval requests and decisions, executions —
+    /// who, when, and the outcome, reason or action; nothing else of the payload.
+    Decisions,
+}
+
+/// Event kinds that are decisions on a case (what a reader without `read_audit` sees).
+const DECISION_KINDS: &[&str] = &[
+    "approval.requested",
+    "approval.decided",
+    "action.executed",
+    "action.failed",
+];
+
+/// Payload keys a decision keeps in the decisions view.
+const DECISION_KEYS: &[&str] = &["outcome", "reason", "decision", "status"];
+
+/// The decisions view of one audit record, or `None` when it is not a decision.
+fn decision_only(mut r: AuditRecord) -> Option<AuditRecord> {
+    let kind = r.event.kind.as_str();
+    if !(kind.starts_with("case.") || DECISION_KINDS.contains(&kind)) {
+        return None;
+    }
+    let mut kept = serde_json::Map::new();
+    if let Some(p) = r.event.payload.as_object() {
+        for k in DECISION_KEYS {
+            if let Some(v) = p.get(*k) {
+                kept.insert((*k).to_string(), v.clone());
+            }
+        }
+        if let Some(a) = p.get("action").and_then(|a| a.get("action")) {
+            kept.insert("action".into(), json!({"action": a}));
+        }
+    }
+    r.event = AuditEvent {
+        kind: r.event.kind,
+        actor: r.event.actor,
+        case_id: r.event.case_id,
+        payload: serde_json::Value::Object(kept),
+        ..AuditEvent::default()
+    };
+    r.prev_hash = String::new();
+    r.hash = String::new();
+    r.key_id = None;
+    Some(r)
+}
+
 impl From<crate::store::audit::AuditError> for AppError {
     fn from(e: crate::store::audit::AuditError) -> Self {
         AppError::Internal(e.to_string())
@@ -75,6 +167,16 @@ pub struct ScanState {
     pub duration: Duration,
     /// What the merge did.
     pub merge: MergeStats,
+    /// The snapshot's sensitive values, learned on first use.
+    pub sensitive: std::sync::OnceLock<access::Sensitive>,
+}
+
+impl ScanState {
+    /// The sensitive values of this scan's snapshot (learned once, on first use).
+    pub fn sensitive(&self) -> &access::Sensitive {
+        self.sensitive
+            .get_or_init(|| access::Sensitive::learn(&self.snapshot, &self.result))
+    }
 }
 
 /// Summary of a scan, as returned to callers.
@@ -125,6 +227,10 @@ pub struct App {
     latest: RwLock<Option<Arc<ScanState>>>,
     scan_lock: Mutex<()>,
     failures: std::sync::Mutex<std::collections::HashMap<IpAddr, Vec<Instant>>>,
+    /// Request rates per token (`limits.toml`).
+    rates: limits::RateLimiter,
+    /// Copilot turns running per person.
+    turns: limits::TurnCounter,
     /// Counters for metrics.
     pub counters: Counters,
     models: std::sync::RwLock<Option<Arc<crate::predict::Models>>>,
@@ -132,6 +238,8 @@ pub struct App {
     /// Search over policies, past cases and the catalogue, once built (it builds after the
     /// first scan, in the background); cases people resolve are added to it.
     retriever: std::sync::OnceLock<Arc<crate::retrieval::Retriever>>,
+    /// This process's execution-lease owner id and the worker's wake-up bell.
+    outbox: outbox::Outbox,
 }
 
 fn now_us() -> i64 {
@@ -171,10 +279,13 @@ impl App {
             latest: RwLock::new(None),
             scan_lock: Mutex::new(()),
             failures: std::sync::Mutex::new(Default::default()),
+            rates: limits::RateLimiter::default(),
+            turns: limits::TurnCounter::default(),
             counters: Counters::default(),
             models: std::sync::RwLock::new(None),
             scoring: std::sync::RwLock::new(risk::ScoringState::default()),
             retriever: std::sync::OnceLock::new(),
+            outbox: outbox::Outbox::new(),
         }
     }
 
@@ -314,6 +425,7 @@ impl App {
             finished_at: Utc::now(),
             duration,
             merge,
+            sensitive: Default::default(),
         }));
         self.counters
             .scans
@@ -323,14 +435,63 @@ impl App {
 
     // ---- identity ---------------------------------------------------------------
 
-    /// The user a bearer token belongs to.
-    pub async fn authenticate(&self, token: &str) -> Result<Option<User>, AppError> {
+    /// Who a bearer token belongs to, if it is known, not revoked and not expired.
+    pub async fn authenticate(&self, token: &str) -> Result<Authenticated, AppError> {
         let hash = identity::hash_token(token);
-        Ok(self
-            .store
-            .find_token(&hash)
-            .await?
-            .map(|(name, role)| User { name, role }))
+        Ok(match self.store.find_active_token(&hash).await? {
+            None => Authenticated::Unknown,
+            Some(t) => match t.expires_at {
+                Some(at) if at <= now_us() => Authenticated::Expired {
+                    name: t.name,
+                    at: chrono::DateTime::from_timestamp_micros(at).unwrap_or_default(),
+                },
+                _ => Authenticated::User(User {
+                    name: t.name,
+                    role: t.role,
+                }),
+            },
+        })
+    }
+
+    /// Take one request from the user's bucket for `class` (rates from `limits.toml`).
+    pub fn check_rate(&self, user: &User, class: limits::RateClass) -> Result<(), limits::Limited> {
+        let l = &self.policy.limits;
+        let rate = match class {
+            limits::RateClass::Chat => l.chat,
+            limits::RateClass::Api => l.api,
+        };
+        self.rates.check(&user.name, class, rate, Instant::now())
+    }
+
+    /// Start a copilot turn for `user`: refused when they have `limits.concurrent_turns`
+    /// running, or their turns have spent `limits.model_tokens_per_day` model tokens today
+    /// (that refusal is audited as `limit.model_tokens`). The slot is freed when dropped.
+    pub async fn begin_turn(&self, user: &User) -> Result<limits::TurnSlot, TurnRefused> {
+        let l = &self.policy.limits;
+        let slot = self.turns.begin(&user.name, l.concurrent_turns)?;
+        if l.model_tokens_per_day > 0 {
+            let now = Utc::now();
+            let spent = self
+                .store
+                .model_tokens_since(&user.name, limits::day_start_us(now))
+                .await?;
+            let spent = u64::try_from(spent).unwrap_or(0);
+            if let Err(refused) =
+                limits::model_budget(&user.name, spent, l.model_tokens_per_day, now)
+            {
+                let ev = AuditEvent::new(
+                    "limit.model_tokens",
+                    &user.name,
+                    json!({"spent_today": spent, "cap": l.model_tokens_per_day}),
+                )
+                .policy(&self.policy.version);
+                if let Err(e) = self.audit.append(ev).await {
+                    tracing::error!(error = %e, "could not audit a refused turn");
+                }
+                return Err(TurnRefused::Limited(refused));
+            }
+        }
+        Ok(slot)
     }
 
     /// Whether an address has failed too often in the last minute.
@@ -382,6 +543,58 @@ impl App {
                 permission.replace('_', " ")
             )))
         }
+    }
+
+    // ---- data access --------------------------------------------------------------
+
+    /// Whether people holding a role may see every data class.
+    pub fn sees_all(&self, role: &str) -> bool {
+        access::Audience::role(&self.policy, role).sees_all()
+    }
+
+    /// The one data-access filter for what leaves towards a person: API answers (cases,
+    /// exceptions, explanations, intelligence, conversations) pass it for their user's
+    /// role. What the role may not see is replaced by a marker that says so.
+    pub async fn withhold(&self, role: &str, v: &mut serde_json::Value) {
+        let audience = access::Audience::role(&self.policy, role);
+        let state = self.latest().await;
+        let sensitive = state.as_deref().map(ScanState::sensitive);
+        access::Withhold::new(&audience, sensitive).value(v, &mut Default::default());
+    }
+
+    /// The same filter over text read by a group (a Discuss channel): what any of the
+    /// roles may not see is withheld.
+    pub async fn withhold_text(&self, roles: &[String], text: &str) -> String {
+        let audience = access::Audience::roles(&self.policy, roles);
+        let state = self.latest().await;
+        let sensitive = state.as_deref().map(ScanState::sensitive);
+        access::Withhold::new(&audience, sensitive).text(text, &mut Default::default())
+    }
+
+    /// The model-side filter over texts leaving for a provider (`local`, `external`), such
+    /// as embeddings inputs: what the provider may not receive is withheld.
+    pub async fn redact_for(&self, provider: &str, texts: Vec<String>) -> Vec<String> {
+        let audience = access::Audience::provider(&self.policy, provider);
+        if audience.sees_all() {
+            return texts;
+        }
+        let state = self.latest().await;
+        let sensitive = state.as_deref().map(ScanState::sensitive);
+        let w = access::Withhold::new(&audience, sensitive);
+        let mut counts = Default::default();
+        texts.iter().map(|t| w.text(t, &mut counts)).collect()
+    }
+
+    /// [`App::redact_for`] as an embeddings filter.
+    pub fn embeddings_scrub(
+        self: &Arc<Self>,
+        provider: &'static str,
+    ) -> crate::retrieval::embed::Scrub {
+        let app = self.clone();
+        Arc::new(move |texts| {
+            let app = app.clone();
+            Box::pin(async move { app.redact_for(provider, texts).await })
+        })
     }
 
     // ---- cases ------------------------------------------------------------------
@@ -449,28 +662,34 @@ impl App {
                 "outcome is longer than 2000 characters".into(),
             ));
         }
-        if !self
-            .store
-            .transition_case(id, from, to, outcome, &user.name, now_us())
-            .await?
-        {
+        let change = crate::store::Change::TransitionCase {
+            id: id.to_string(),
+            from: from.to_vec(),
+            to,
+            outcome: outcome.map(str::to_string),
+            actor: user.name.clone(),
+            now: now_us(),
+        };
+        let event = AuditEvent::new(
+            &format!("case.{}", to.as_str()),
+            &user.name,
+            json!({"role": user.role, "outcome": outcome}),
+        )
+        .case(id)
+        .policy(&self.policy.version);
+        let (applied, seqs) = self
+            .audit
+            .commit(
+                change,
+                move |a| if a.changed() { vec![event] } else { vec![] },
+            )
+            .await?;
+        let Some(seq) = seqs.first().copied().filter(|_| applied.changed()) else {
             return Err(AppError::Conflict(format!(
                 "case {id} is {} and cannot be {verb}",
                 case.summary.status.as_str()
             )));
-        }
-        let seq = self
-            .audit
-            .append(
-                AuditEvent::new(
-                    &format!("case.{}", to.as_str()),
-                    &user.name,
-                    json!({"role": user.role, "outcome": outcome}),
-                )
-                .case(id)
-                .policy(&self.policy.version),
-            )
-            .await?;
+        };
         if to == CaseStatus::Resolved {
             self.index_resolved(id).await;
         }
@@ -480,11 +699,14 @@ impl App {
     // ---- approvals --------------------------------------------------------------
 
     /// Ask for one of a case's recommended actions; creates a pending approval request.
+    /// `message` is the exact text an action that contacts someone sends (required to
+    /// contact a customer; see [`Action::with_message`]).
     pub async fn request_action(
         &self,
         user: &User,
         case_id: &str,
         recommendation: usize,
+        message: Option<&str>,
     ) -> Result<ApprovalRow, AppError> {
         self.require(user, "request_actions")?;
         let case = self
@@ -509,10 +731,15 @@ impl App {
                     exception.recommendations.len()
                 ))
             })?;
+        let action = rec
+            .action
+            .clone()
+            .with_message(message)
+            .map_err(|e| AppError::BadRequest(e.to_string()))?;
         self.request(
             user,
             Some(case_id),
-            &rec.action,
+            &action,
             &exception.evidence,
             &exception.policy_rule,
         )
@@ -520,6 +747,8 @@ impl App {
     }
 
     /// Create an approval request for an exact action (used by the copilot's `act` tools too).
+    /// An action that sends a message must carry its text: the approver approves that text
+    /// and the executor sends it and nothing else.
     pub async fn request(
         &self,
         user: &User,
@@ -529,12 +758,24 @@ impl App {
         fired_rule: &str,
     ) -> Result<ApprovalRow, AppError> {
         let name = action.name();
+        let action = &action
+            .clone()
+            .with_message(None)
+            .map_err(|e| AppError::BadRequest(e.to_string()))?;
         let rule = self
             .policy
             .approvals
             .get(name)
             .ok_or_else(|| AppError::Internal(format!("no approval rule for {name}")))?;
         let now = now_us();
+        let owner_role = match case_id {
+            Some(c) => self.store.get_case(c).await?.map(|c| c.summary),
+            None => None,
+        };
+        let order_value = match &owner_role {
+            Some(c) => self.order_value(&c.order_ref).await,
+            None => None,
+        };
         let row = ApprovalRow {
             id: new_id("ap"),
             case_id: case_id.map(str::to_string),
@@ -544,7 +785,11 @@ impl App {
                 .map_err(|e| AppError::Internal(e.to_string()))?,
             policy_rule: format!("approvals.{name} (raised by {fired_rule})"),
             policy_version: self.policy.version.clone(),
-            approver_roles: rule.roles.clone(),
+            approver_roles: rule.roles_for_case(owner_role.as_ref().map(|c| c.owner_role.as_str())),
+            approvers_needed: rule.approvers_for(order_value),
+            requester_may_approve: rule.requester_may_approve,
+            order_value: order_value.map(|v| v.to_string()),
+            decisions: Vec::new(),
             requested_by: user.name.clone(),
             requested_at: now,
             expires_at: now + i64::from(rule.expires_hours) * 3_600_000_000,
@@ -554,21 +799,50 @@ impl App {
             reason: None,
             result: None,
             executed_at: None,
+            execution: None,
         };
-        self.store.insert_approval(&row).await?;
         let mut ev = AuditEvent::new(
             "approval.requested",
             &user.name,
-            json!({"approval": row.id, "action": action, "approver_roles": row.approver_roles, "expires_at": row.expires_at}),
+            json!({"approval": row.id, "action": action, "approver_roles": row.approver_roles,
+                "approvers_needed": row.approvers_needed, "requester_may_approve": row.requester_may_approve,
+                "order_value": row.order_value, "expires_at": row.expires_at}),
         )
         .policy(&self.policy.version);
         ev.case_id = case_id.map(str::to_string);
-        self.audit.append(ev).await?;
+        let (applied, _) = self
+            .audit
+            .commit(
+                crate::store::Change::InsertApproval(Box::new(row.clone())),
+                move |a| if a.changed() { vec![ev] } else { vec![] },
+            )
+            .await?;
+        if !applied.changed() {
+            return Err(AppError::Internal(format!(
+                "approval {} not stored",
+                row.id
+            )));
+        }
         Ok(row)
     }
 
-    /// Approve or reject. Only a holder of one of the request's roles may; exactly one of
-    /// any concurrent decisions wins; an approval executes exactly once.
+    /// The value of an order (every line at its net price) in the latest scan.
+    async fn order_value(&self, order_ref: &str) -> Option<rust_decimal::Decimal> {
+        let state = self.latest().await?;
+        let snap = &state.snapshot;
+        let o = snap.orders.iter().find(|o| o.name == order_ref)?;
+        let first = o.first_line as usize;
+        let lines = snap.lines.get(first..first + o.line_count as usize)?;
+        Some(lines.iter().map(|l| l.qty * l.net_price()).sum())
+    }
+
+    /// Approve or reject. Only a holder of one of the request's roles may; the requester
+    /// may approve only where the policy allows it, and nobody counts twice. A request
+    /// needing several approvers stays pending ("waiting for a second approver") until
+    /// enough distinct people approved; exactly one of any concurrent decisions completes
+    /// it. The decision that approves enqueues the execution in the same transaction as
+    /// the decision and its audit event, and returns at once (`approved`): the outbox
+    /// worker executes it exactly once ([`outbox`]). Every refusal is audited.
     pub async fn decide_approval(
         &self,
         user: &User,
@@ -581,19 +855,29 @@ impl App {
             .get_approval(id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no approval request {id}")))?;
-        if !row.approver_roles.iter().any(|r| r == &user.role) {
+        // The role first (403), then the state (409), then separation of duties (403).
+        let role_refusal = row.role_refusal(&user.role);
+        if role_refusal.is_none() && row.status != ApprovalStatus::Pending {
+            return Err(AppError::Conflict(format!(
+                "approval request {id} is already {}",
+                row.status.as_str()
+            )));
+        }
+        let refusal = role_refusal.or_else(|| {
+            approve
+                .then(|| row.approve_refusal(&user.name, &user.role))
+                .flatten()
+        });
+        if let Some(why) = refusal {
             let mut ev = AuditEvent::new(
                 "approval.refused",
                 &user.name,
-                json!({"approval": id, "role": user.role, "needs": row.approver_roles}),
+                json!({"approval": id, "role": user.role, "needs": row.approver_roles,
+                    "requested_by": row.requested_by, "approve": approve, "why": why}),
             );
             ev.case_id = row.case_id.clone();
             let _ = self.audit.append(ev).await;
-            return Err(AppError::Forbidden(format!(
-                "only {} may decide this request; you are {}",
-                row.approver_roles.join(" or "),
-                user.role
-            )));
+            return Err(AppError::Forbidden(why));
         }
         if reason.is_some_and(|r| r.len() > 2000) {
             return Err(AppError::BadRequest(
@@ -605,36 +889,68 @@ impl App {
             self.store.expire_approvals(now).await?;
             return Err(AppError::Conflict(format!("approval request {id} expired")));
         }
-        let to = if approve {
-            ApprovalStatus::Approved
-        } else {
-            ApprovalStatus::Rejected
+        let decision = crate::store::Decision {
+            id: id.to_string(),
+            actor: user.name.clone(),
+            role: user.role.clone(),
+            approve,
+            reason: reason.map(str::to_string),
+            now,
         };
-        if !self
-            .store
-            .decide_approval(id, to, &user.name, reason, now)
-            .await?
-        {
-            let current = self
-                .store
-                .get_approval(id)
-                .await?
-                .map(|r| r.status.as_str())
-                .unwrap_or("gone");
-            return Err(AppError::Conflict(format!(
-                "approval request {id} is already {current}"
-            )));
-        }
-        let mut ev = AuditEvent::new(
-            "approval.decided",
-            &user.name,
-            json!({"approval": id, "decision": to.as_str(), "role": user.role, "reason": reason}),
-        )
-        .policy(&row.policy_version);
-        ev.case_id = row.case_id.clone();
-        self.audit.append(ev).await?;
-        if approve {
-            self.execute(id).await?;
+        let (name, role, why) = (
+            user.name.clone(),
+            user.role.clone(),
+            reason.map(str::to_string),
+        );
+        let (case_id, version, approval) = (
+            row.case_id.clone(),
+            row.policy_version.clone(),
+            id.to_string(),
+        );
+        let (applied, _) = self
+            .audit
+            .commit(
+                crate::store::Change::DecideApproval(decision),
+                move |a| {
+                    let payload = match a {
+                        crate::store::Applied::Decision(DecisionOutcome::Waiting { approvals, needed }) => json!({
+                            "approval": approval, "decision": "approved", "role": role, "reason": why,
+                            "approvals": approvals, "needed": needed, "status": "pending",
+                        }),
+                        crate::store::Applied::Decision(DecisionOutcome::Approved | DecisionOutcome::Rejected) => json!({
+                            "approval": approval, "decision": if approve { "approved" } else { "rejected" },
+                            "role": role, "reason": why,
+                        }),
+                        _ => return vec![],
+                    };
+                    let mut ev = AuditEvent::new("approval.decided", &name, payload).policy(&version);
+                    ev.case_id = case_id;
+                    vec![ev]
+                },
+            )
+            .await?;
+        match applied {
+            // Enqueued with the decision; the worker executes it.
+            crate::store::Applied::Decision(DecisionOutcome::Approved) => self.outbox.ring(),
+            crate::store::Applied::Decision(
+                DecisionOutcome::Waiting { .. } | DecisionOutcome::Rejected,
+            ) => {}
+            crate::store::Applied::Decision(DecisionOutcome::AlreadyDecided) => {
+                return Err(AppError::Conflict(format!(
+                    "you already decided approval request {id}"
+                )));
+            }
+            _ => {
+                let current = self
+                    .store
+                    .get_approval(id)
+                    .await?
+                    .map(|r| r.status.as_str())
+                    .unwrap_or("gone");
+                return Err(AppError::Conflict(format!(
+                    "approval request {id} is already {current}"
+                )));
+            }
         }
         self.store
             .get_approval(id)
@@ -642,66 +958,7 @@ impl App {
             .ok_or_else(|| AppError::Internal(format!("approval {id} vanished")))
     }
 
-    /// Execute an approved request if this caller wins the claim; record the result.
-    pub async fn execute(&self, id: &str) -> Result<(), AppError> {
-        if !self.store.claim_execution(id).await? {
-            return Ok(()); // someone else executes (or executed) it
-        }
-        self.run_claimed(id).await
-    }
-
-    async fn run_claimed(&self, id: &str) -> Result<(), AppError> {
-        let row = self
-            .store
-            .get_approval(id)
-            .await?
-            .ok_or_else(|| AppError::Internal(format!("approval {id} vanished")))?;
-        let action: Action = serde_json::from_value(row.params.clone())
-            .map_err(|e| AppError::Internal(format!("stored action unreadable: {e}")))?;
-        let started = Instant::now();
-        let outcome = self.executor.execute(id, &action).await;
-        let (ok, result) = match outcome {
-            Ok(v) => (true, v),
-            Err(e) => (false, json!({"error": e.to_string()})),
-        };
-        self.store
-            .finish_execution(id, ok, &result.to_string(), now_us())
-            .await?;
-        let mut ev = AuditEvent::new(
-            if ok {
-                "action.executed"
-            } else {
-                "action.failed"
-            },
-            "system",
-            json!({"approval": id, "action": action, "result": result}),
-        )
-        .policy(&row.policy_version);
-        ev.case_id = row.case_id.clone();
-        ev.latency_ms = Some(started.elapsed().as_millis() as i64);
-        self.audit.append(ev).await?;
-        self.counters
-            .executions
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if ok {
-            // Let the queue reflect the change now rather than at the next interval.
-            if let Err(e) = self.scan("system").await {
-                tracing::warn!(error = %e, "re-scan after execution failed");
-            }
-        }
-        Ok(())
-    }
-
-    /// Finish executions a crash interrupted (the executor is idempotent per request id).
-    pub async fn recover(&self) -> Result<usize, AppError> {
-        let stuck = self.store.reclaim_executing().await?;
-        for a in &stuck {
-            self.run_claimed(&a.id).await?;
-        }
-        Ok(stuck.len())
-    }
-
-    /// Approvals, optionally only those the user may decide.
+    /// Approvals, optionally only those the user may decide (for pending ones: approve).
     pub async fn approvals(
         &self,
         user: &User,
@@ -709,7 +966,16 @@ impl App {
         mine: bool,
     ) -> Result<Vec<ApprovalRow>, AppError> {
         let role = mine.then_some(user.role.as_str());
-        Ok(self.store.list_approvals(status, role, None, 200).await?)
+        let mut rows = self.store.list_approvals(status, role, None, 200).await?;
+        if mine {
+            // "Mine" is what waits for this person: not their own request where the policy
+            // wants someone else, nor one they already approved.
+            rows.retain(|a| {
+                a.status != ApprovalStatus::Pending
+                    || a.approve_refusal(&user.name, &user.role).is_none()
+            });
+        }
+        Ok(rows)
     }
 
     /// One approval.
@@ -720,8 +986,32 @@ impl App {
             .ok_or_else(|| AppError::NotFound(format!("no approval request {id}")))
     }
 
-    /// A case's audit history, newest first.
+    /// A case's decisions, newest first (the view anyone who may read the case gets): see
+    /// [`HistoryScope::Decisions`].
     pub async fn case_history(&self, id: &str) -> Result<Vec<AuditRecord>, AppError> {
+        Ok(self
+            .case_audit(id)
+            .await?
+            .into_iter()
+            .filter_map(decision_only)
+            .collect())
+    }
+
+    /// A case's history for `user`, newest first: the whole audit trail for holders of
+    /// `read_audit`, the decisions for everyone else.
+    pub async fn case_history_for(
+        &self,
+        user: &User,
+        id: &str,
+    ) -> Result<(HistoryScope, Vec<AuditRecord>), AppError> {
+        if self.policy.permits(&user.role, "read_audit") {
+            Ok((HistoryScope::Audit, self.case_audit(id).await?))
+        } else {
+            Ok((HistoryScope::Decisions, self.case_history(id).await?))
+        }
+    }
+
+    async fn case_audit(&self, id: &str) -> Result<Vec<AuditRecord>, AppError> {
         let q = AuditQuery {
             case_id: Some(id.to_string()),
             limit: Some(100),
@@ -762,9 +1052,10 @@ impl App {
     }
 }
 
-/// Start the application over an opened store: the audit writer, the `policy.loaded`
-/// event, and recovery of executions a crash interrupted. The one composition used by
-/// `serve` and by the tests.
+/// Start the application over an opened store: the audit writer and the `policy.loaded`
+/// event. The one composition used by `serve` and by the tests. Approved actions run in
+/// an [`outbox::OutboxWorker`], started separately (`serve` does; a crash's interrupted
+/// executions are taken over by whichever worker runs once their leases expire).
 pub async fn start(
     store: Store,
     policy: Arc<Policy>,
@@ -782,12 +1073,10 @@ pub async fn start(
             .policy(&policy.version),
         )
         .await?;
-    let app = Arc::new(App::new(store, audit, policy, source, executor));
-    let recovered = app.recover().await?;
-    if recovered > 0 {
-        tracing::warn!(recovered, "finished executions interrupted by a crash");
-    }
-    Ok((app, writer))
+    Ok((
+        Arc::new(App::new(store, audit, policy, source, executor)),
+        writer,
+    ))
 }
 
 /// The stored form of a detected exception.

@@ -28,8 +28,33 @@ pub struct SourceError(pub String);
 
 /// Why an action could not be executed. The message is safe to show and to log.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ExecError(pub String);
+#[error("{message}")]
+pub struct ExecError {
+    /// What went wrong.
+    pub message: String,
+    /// Whether trying the same request again later may succeed (the target was
+    /// unreachable or did not answer in time) rather than fail the same way (a refusal, a
+    /// missing record, a request that cannot execute as approved).
+    pub transient: bool,
+}
+
+impl ExecError {
+    /// A failure that a retry would repeat.
+    pub fn permanent(message: impl Into<String>) -> ExecError {
+        ExecError {
+            message: message.into(),
+            transient: false,
+        }
+    }
+
+    /// A failure a later retry may get past.
+    pub fn transient(message: impl Into<String>) -> ExecError {
+        ExecError {
+            message: message.into(),
+            transient: true,
+        }
+    }
+}
 
 /// Builds snapshots.
 pub trait Source: Send + Sync {
@@ -70,6 +95,11 @@ impl DemoSource {
     /// Generate the demo and its year of history.
     pub fn new(cfg: &DemoConfig) -> DemoSource {
         let (s, h) = demo::generate_with_history(cfg, &mut |_, _, _| {});
+        DemoSource::with_history(s, h)
+    }
+
+    /// Wrap an existing snapshot and the history before it.
+    pub fn with_history(s: Snapshot, h: History) -> DemoSource {
         let mut d = DemoSource::from_snapshot(s);
         d.history = Some(Arc::new(h));
         d
@@ -102,27 +132,27 @@ impl DemoSource {
         let order_ix = |s: &Snapshot, name: &str| -> Result<Ix, ExecError> {
             s.order_by_name(name)
                 .map(|(i, _)| i)
-                .ok_or_else(|| ExecError(format!("order {name} is not in the data")))
+                .ok_or_else(|| ExecError::permanent(format!("order {name} is not in the data")))
         };
         let line_ix = |s: &Snapshot, id: i64| -> Result<usize, ExecError> {
             s.lines
                 .iter()
                 .position(|l| l.id == id)
-                .ok_or_else(|| ExecError(format!("order line {id} is not in the data")))
+                .ok_or_else(|| ExecError::permanent(format!("order line {id} is not in the data")))
         };
         let product_ix = |s: &Snapshot, sku: &str| -> Result<Ix, ExecError> {
             s.products
                 .iter()
                 .position(|p| p.sku == sku)
                 .map(|i| i as Ix)
-                .ok_or_else(|| ExecError(format!("product {sku} is not in the data")))
+                .ok_or_else(|| ExecError::permanent(format!("product {sku} is not in the data")))
         };
         let wh_ix = |s: &Snapshot, code: &str| -> Result<Ix, ExecError> {
             s.warehouses
                 .iter()
                 .position(|w| w.code == code)
                 .map(|i| i as Ix)
-                .ok_or_else(|| ExecError(format!("warehouse {code} is not in the data")))
+                .ok_or_else(|| ExecError::permanent(format!("warehouse {code} is not in the data")))
         };
         Ok(match action {
             Action::Reallocate {
@@ -156,7 +186,7 @@ impl DemoSource {
                     .iter()
                     .position(|q| q.product == p && q.warehouse == fw)
                 else {
-                    return Err(ExecError(format!(
+                    return Err(ExecError::permanent(format!(
                         "no stock of {product} in {from_warehouse}"
                     )));
                 };
@@ -191,16 +221,19 @@ impl DemoSource {
                 s.lines[l].qty_reserved = Decimal::ZERO;
                 json!({"line": line, "product": to_product})
             }
-            Action::ExpeditePurchase { line, .. } => {
+            Action::ExpeditePurchase { line, message, .. } => {
+                let text = message
+                    .as_deref()
+                    .ok_or_else(|| ExecError::permanent(no_text(action)))?;
                 let Some(b) = s.inbound.iter_mut().find(|b| b.id == *line) else {
-                    return Err(ExecError(format!(
+                    return Err(ExecError::permanent(format!(
                         "purchase line {line} is not in the data"
                     )));
                 };
                 let sooner = now + Duration::days(3);
                 b.planned = Some(b.planned.map_or(sooner, |p| p.min(sooner)).max(now));
                 b.confirmed = true;
-                json!({"purchase_line": line, "planned": b.planned})
+                json!({"purchase_line": line, "planned": b.planned, "message_posted": text})
             }
             Action::ResourcePurchase {
                 product,
@@ -256,7 +289,9 @@ impl DemoSource {
             }
             Action::RequestDocuments { picking, documents } => {
                 let Some(p) = s.pickings.iter_mut().find(|p| &p.name == picking) else {
-                    return Err(ExecError(format!("picking {picking} is not in the data")));
+                    return Err(ExecError::permanent(format!(
+                        "picking {picking} is not in the data"
+                    )));
                 };
                 for d in &p.documents_required.clone() {
                     if documents.iter().any(|x| x == d.as_str()) && !p.documents_present.contains(d)
@@ -266,14 +301,27 @@ impl DemoSource {
                 }
                 json!({"picking": picking, "documents": documents})
             }
-            Action::ContactCustomer { order, purpose } => {
-                json!({"order": order, "message_posted": purpose})
+            Action::ContactCustomer { order, message, .. } => {
+                // The approved text, and only that: the purpose is internal.
+                let text = message
+                    .as_deref()
+                    .ok_or_else(|| ExecError::permanent(no_text(action)))?;
+                json!({"order": order, "message_posted": text})
             }
             Action::RouteForApproval { order, role } => {
                 json!({"order": order, "routed_to": role})
             }
         })
     }
+}
+
+/// Why a request that must carry its message cannot execute without one (requests stored
+/// before the text was required): nothing is sent, and the purpose is never sent instead.
+pub fn no_text(action: &Action) -> String {
+    format!(
+        "this {} request was approved without the text to send, so nothing was sent; request it again with the exact message",
+        action.name()
+    )
 }
 
 impl Source for DemoSource {

@@ -260,6 +260,9 @@ pub(super) fn queue(
             lines = lines * a.cases / n.max(1) + 1_000;
         };
         let demo_src = Arc::new(crate::app::source::DemoSource::from_snapshot(snap));
+        // The bench times queries, not the per-token rate limit: one token sends them all.
+        let mut policy = policy;
+        policy.limits.api.burst = u32::try_from(a.requests).unwrap_or(u32::MAX);
         let policy = Arc::new(policy);
         let (app, writer) = crate::app::start(store.clone(), policy.clone(), demo_src.clone(), demo_src).await?;
         app.scan("bench").await?;

@@ -1,5 +1,6 @@
-//! `ask`: one question to the copilot from the command line, over the demo distributor
-//! by default; and the language-model selection shared with `serve` and `eval`.
+//! `ask`: one question to the copilot from the command line, over the configured source
+//! (the Odoo named by `ODOO_URL`, else the demo); `eval`, always over the demo its cases
+//! are written for; and the language-model selection shared with `serve`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -10,6 +11,7 @@ use clap::{Args, ValueEnum};
 
 use super::SourceArgs;
 use super::server::StorageArgs;
+use super::source::{self, Need, SourceInfo, WithSource};
 use crate::app::User;
 use crate::app::source::DemoSource;
 use crate::copilot::model::Model;
@@ -119,16 +121,15 @@ pub fn ask(
         );
     }
     let model = a.llm.model()?;
-    let snap = super::load_source(&a.source)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
+        let opened = source::open(&a.source, Need::Snapshot).await?;
+        let info = opened.info.clone();
         let store = a.storage.open().await?;
-        let demo = Arc::new(DemoSource::from_snapshot(snap));
-        let (app, writer) =
-            crate::app::start(store.clone(), Arc::new(policy), demo.clone(), demo).await?;
+        let (app, writer) = opened.start(store.clone(), policy).await?;
         app.scan("cli").await?;
         let copilot = Copilot::new(app.clone(), model, a.llm.copilot_config())?;
         attach_retrieval(&copilot, a.semantic, policies_dir).await?;
@@ -150,9 +151,14 @@ pub fn ask(
         store.close().await;
         let turn = turn?;
         if a.json {
-            serde_json::to_writer_pretty(&mut *out, &turn)?;
+            let doc = WithSource {
+                source: &info,
+                body: &turn,
+            };
+            serde_json::to_writer_pretty(&mut *out, &doc)?;
             writeln!(out)?;
         } else {
+            writeln!(out, "source: {info}")?;
             for e in &turn.events {
                 if let ChatEvent::Notice { message } = e {
                     writeln!(out, "note: {message}")?;
@@ -200,7 +206,7 @@ pub struct EvalArgs {
     /// A cases file instead of the built-in `evals/cases.toml`.
     #[arg(long, value_name = "FILE")]
     pub cases: Option<std::path::PathBuf>,
-    /// Open orders in the demo the cases run against.
+    /// Open orders in the demo the cases run against (eval always reads the demo, seed 42).
     #[arg(long, default_value_t = crate::demo::DemoConfig::DEFAULT_ORDERS)]
     pub orders: usize,
     /// Run only the first N cases of each category (a small model on a CPU takes about a
@@ -294,6 +300,17 @@ pub fn eval(
     if a.orders == 0 || a.orders > 100_000 {
         anyhow::bail!("--orders must be between 1 and 100,000");
     }
+    let info = SourceInfo::Demo {
+        seed: eval::DEMO_SEED,
+        orders: a.orders,
+    };
+    if std::env::var("ODOO_URL").is_ok_and(|u| !u.trim().is_empty()) {
+        // The cases name the demo's orders and customers: against another database they
+        // would measure nothing. Said, not silently done.
+        eprintln!(
+            "note: eval runs its cases on the generated demo (they are written for its data); ODOO_URL is not read"
+        );
+    }
     let model = a.llm.model()?;
     if a.llm.llm == LlmMode::Openai && model.is_none() {
         anyhow::bail!("--llm openai needs LLM_BASE_URL and LLM_MODEL");
@@ -335,9 +352,14 @@ pub fn eval(
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
         if a.json {
-            serde_json::to_writer_pretty(&mut *out, &report)?;
+            let doc = WithSource {
+                source: &info,
+                body: &report,
+            };
+            serde_json::to_writer_pretty(&mut *out, &doc)?;
             writeln!(out)?;
         } else {
+            writeln!(out, "source: {info}")?;
             write!(out, "{}", eval::table(&report))?;
         }
         Ok(if report.boundary_violations == 0 {

@@ -1,8 +1,9 @@
 //! The command line: `scan`, `explain`, `bench scan`, `policy check`.
 //!
-//! Owns argument parsing, choosing the source (the demo distributor until an Odoo
-//! connection is configured), progress on a terminal (quiet when piped), and rendering
-//! tables and JSON. Errors are printed once, as `error: …`, with a non-zero exit code.
+//! Owns argument parsing, choosing the source (`source`: the Odoo named by `ODOO_URL`,
+//! else the demo distributor, `--demo` forcing the demo), progress on a terminal (quiet
+//! when piped), and rendering tables and JSON. Errors are printed once, as `error: …`,
+//! with a non-zero exit code.
 
 mod bench;
 mod bench_predict;
@@ -12,6 +13,7 @@ pub mod model;
 pub mod odoo;
 mod progress;
 pub mod server;
+pub mod source;
 mod table;
 
 use std::io::Write;
@@ -21,9 +23,9 @@ use std::process::ExitCode;
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 
+pub use self::source::SourceArgs;
+use self::source::WithSource;
 use crate::core::{self, Exception, Kind};
-use crate::demo::{self, DemoConfig};
-use crate::domain::Snapshot;
 use crate::policy::Policy;
 
 /// Catch and resolve order exceptions for distributors running Odoo.
@@ -47,9 +49,11 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Scan for exceptions and print the ranked queue.
+    /// Scan for exceptions and print the ranked queue (from the Odoo named by ODOO_URL, else
+    /// the demo; --demo forces the demo).
     Scan(ScanArgs),
-    /// Explain everything that blocks or threatens one order.
+    /// Explain everything that blocks or threatens one order (from the Odoo named by
+    /// ODOO_URL, else the demo; --demo forces the demo).
     Explain(ExplainArgs),
     /// Benchmarks.
     #[command(subcommand)]
@@ -57,7 +61,8 @@ pub enum Command {
     /// Policy tools.
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// Run the server: HTTP API, scans on an interval, approvals, audit log.
+    /// Run the server: HTTP API, scans on an interval, approvals, audit log (over the Odoo
+    /// named by ODOO_URL, else the demo; --demo forces the demo).
     Serve(Box<server::ServeArgs>),
     /// Create and revoke API tokens.
     #[command(subcommand)]
@@ -71,26 +76,15 @@ pub enum Command {
     /// Train and evaluate the predictive models.
     #[command(subcommand)]
     Model(model::ModelCommand),
-    /// Write the predictive-risk and operational-intelligence report as one HTML file.
+    /// Write the predictive-risk and operational-intelligence report as one HTML file (from
+    /// the Odoo named by ODOO_URL, else the demo; --demo forces the demo).
     Report(server::ReportArgs),
-    /// Ask the copilot a question (demo data by default).
+    /// Ask the copilot a question (about the Odoo named by ODOO_URL, else the demo; --demo
+    /// forces the demo).
     Ask(copilot::AskArgs),
-    /// Run the copilot's eval cases and report accuracy, groundedness and boundary violations.
+    /// Run the copilot's eval cases and report accuracy, groundedness and boundary violations
+    /// (always on the generated demo: the cases are written for its data; ODOO_URL is not read).
     Eval(copilot::EvalArgs),
-}
-
-/// Where the data comes from.
-#[derive(Debug, Clone, Args)]
-pub struct SourceArgs {
-    /// Use the generated demo distributor (the default while no Odoo connection is configured).
-    #[arg(long)]
-    pub demo: bool,
-    /// Number of open sales orders in the demo.
-    #[arg(long, env = "ORDER_COPILOT_DEMO_ORDERS", default_value_t = DemoConfig::DEFAULT_ORDERS)]
-    pub orders: usize,
-    /// Seed of the demo generator (same seed, same data).
-    #[arg(long, env = "ORDER_COPILOT_DEMO_SEED", default_value_t = 42)]
-    pub seed: u64,
 }
 
 /// `scan` arguments.
@@ -98,7 +92,7 @@ pub struct SourceArgs {
 pub struct ScanArgs {
     #[command(flatten)]
     source: SourceArgs,
-    /// Print a JSON array of exceptions instead of a table.
+    /// Print JSON instead of a table: `{"source": {...}, "exceptions": [...]}`.
     #[arg(long)]
     json: bool,
     /// Only these kinds (repeatable or comma-separated), e.g. `stock_shortage,credit_hold`.
@@ -119,7 +113,7 @@ pub struct ExplainArgs {
     order: String,
     #[command(flatten)]
     source: SourceArgs,
-    /// Print JSON instead of text.
+    /// Print JSON instead of text (with the `source` read).
     #[arg(long)]
     json: bool,
 }
@@ -219,47 +213,6 @@ pub fn load_policy(dir: Option<&std::path::Path>) -> anyhow::Result<Policy> {
     })
 }
 
-pub(crate) fn demo_config(a: &SourceArgs) -> anyhow::Result<DemoConfig> {
-    if a.orders == 0 {
-        anyhow::bail!("--orders must be at least 1");
-    }
-    if a.orders > 2_000_000 {
-        anyhow::bail!(
-            "--orders {} is more than the demo supports (2,000,000)",
-            a.orders
-        );
-    }
-    Ok(DemoConfig {
-        seed: a.seed,
-        orders: a.orders,
-        now: Utc::now(),
-    })
-}
-
-/// Build the snapshot and the year of history before it.
-pub fn load_source_with_history(
-    a: &SourceArgs,
-) -> anyhow::Result<(Snapshot, crate::domain::History)> {
-    let cfg = demo_config(a)?;
-    let mut bar = progress::Bar::new("generating demo");
-    let out = demo::generate_with_history(&cfg, &mut |phase, done, total| {
-        bar.update(phase, done, total)
-    });
-    bar.finish();
-    Ok(out)
-}
-
-/// Build the snapshot for a command.
-pub fn load_source(a: &SourceArgs) -> anyhow::Result<Snapshot> {
-    let cfg = demo_config(a)?;
-    let mut bar = progress::Bar::new("generating demo");
-    let snap = demo::generate(&cfg, &mut |phase, done, total| {
-        bar.update(phase, done, total)
-    });
-    bar.finish();
-    Ok(snap)
-}
-
 fn filter<'a>(
     exceptions: &'a [Exception],
     kinds: &[String],
@@ -290,15 +243,29 @@ fn filter<'a>(
         .collect())
 }
 
+/// The body of `scan --json` (the source read goes before it, through `WithSource`).
+#[derive(serde::Serialize)]
+struct ScanJson<'a> {
+    exceptions: Vec<&'a Exception>,
+}
+
 fn scan(policy: &Policy, a: ScanArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let snap = load_source(&a.source)?;
+    let (snap, info) = source::snapshot(&a.source)?;
     let result = core::detect(&snap, policy, Utc::now());
     let selected = filter(&result.exceptions, &a.kind, a.owner.as_deref(), policy)?;
     if a.json {
         let n = a.limit.unwrap_or(selected.len());
-        serde_json::to_writer_pretty(&mut *out, &selected.iter().take(n).collect::<Vec<_>>())?;
+        let body = ScanJson {
+            exceptions: selected.iter().take(n).copied().collect(),
+        };
+        let doc = WithSource {
+            source: &info,
+            body: &body,
+        };
+        serde_json::to_writer_pretty(&mut *out, &doc)?;
         writeln!(out)?;
     } else {
+        writeln!(out, "source: {info}")?;
         let n = a.limit.unwrap_or(30);
         table::queue(out, &snap, &result, &selected, n)?;
     }
@@ -306,14 +273,31 @@ fn scan(policy: &Policy, a: ScanArgs, out: &mut dyn Write) -> anyhow::Result<Exi
 }
 
 fn explain(policy: &Policy, a: ExplainArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let snap = load_source(&a.source)?;
+    let (snap, info) = source::snapshot(&a.source)?;
     let result = core::detect(&snap, policy, Utc::now());
     let x = core::explain::explain(&snap, policy, &result, &a.order)?;
     if a.json {
-        serde_json::to_writer_pretty(&mut *out, &x)?;
+        let doc = WithSource {
+            source: &info,
+            body: &x,
+        };
+        serde_json::to_writer_pretty(&mut *out, &doc)?;
         writeln!(out)?;
     } else {
+        writeln!(out, "source: {info}")?;
         write!(out, "{}", core::explain::render_text(&x))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks a command's arguments (unique ids, no clashing flags) only when it is
+    /// built; two flattened `Args` with a field of the same name panic at start-up.
+    #[test]
+    fn every_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use chrono::Utc;
 use clap::{Args, Subcommand};
 
-use super::SourceArgs;
+use super::source::{self, DemoArgs};
 use crate::policy::Policy;
 use crate::predict::{self, Evaluation, Models, TrainedModel, exceptions};
 
@@ -25,8 +25,10 @@ pub enum ModelCommand {
 /// Arguments of `model train` / `model evaluate`.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
+    /// The demo whose year of history the models learn from (the Odoo connector keeps no
+    /// history yet, so `model` always reads the demo).
     #[command(flatten)]
-    source: SourceArgs,
+    source: DemoArgs,
     /// Data directory; models live in DIR/models.
     #[arg(
         long,
@@ -54,7 +56,7 @@ pub fn run(policy: &Policy, cmd: ModelCommand, out: &mut dyn Write) -> anyhow::R
 }
 
 fn train(policy: &Policy, a: ModelArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let (snap, history) = super::load_source_with_history(&a.source)?;
+    let (snap, history) = source::generate_with_history(&a.source.config()?);
     let started = Instant::now();
     let (models, failed) = predict::train(&snap, &history, Utc::now());
     let took = started.elapsed();
@@ -102,7 +104,7 @@ fn evaluate(policy: &Policy, a: ModelArgs, out: &mut dyn Write) -> anyhow::Resul
             dir.display()
         );
     };
-    let (snap, history) = super::load_source_with_history(&a.source)?;
+    let (snap, history) = source::generate_with_history(&a.source.config()?);
     for m in &mut models.models {
         let train = m.evaluation.train;
         m.evaluation = predict::evaluate(m, &snap, &history)?;

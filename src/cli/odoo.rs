@@ -1,5 +1,6 @@
-//! The Odoo side of the command line: the connection settings shared by `serve` and
-//! `odoo …`, `odoo setup` (the bot's channel and automation rule), `odoo check` (a full
+//! The Odoo side of the command line: the connection settings shared by every command that
+//! reads the configured source (`scan`, `explain`, `ask`, `serve`, `report`) and by
+//! `odoo …`, the bot's settings (`serve`, `odoo setup`), `odoo setup` (the bot's channel and automation rule), `odoo check` (a full
 //! load with its warnings), and `bench odoo` (a full load and an incremental sync over
 //! loopback against `FakeOdoo`). API keys come only from the environment.
 
@@ -17,10 +18,11 @@ use crate::odoo::client::{ClientOptions, Credentials, OdooClient, Secret};
 use crate::odoo::config::OdooConfig;
 use crate::odoo::source::OdooSource;
 
-/// Connection to Odoo. The API keys are read from `ODOO_API_KEY` / `ODOO_BOT_API_KEY` only.
+/// Connection to Odoo. The API key is read from `ODOO_API_KEY` only.
 #[derive(Debug, Clone, Args)]
 pub struct OdooArgs {
-    /// Odoo base URL (http://… or https://…); when set, `serve` reads Odoo instead of the demo.
+    /// Odoo base URL (http://… or https://…); when set, the command reads this Odoo instead
+    /// of the demo (unless --demo).
     #[arg(long = "odoo-url", env = "ODOO_URL")]
     pub url: Option<String>,
     /// Database name.
@@ -32,12 +34,6 @@ pub struct OdooArgs {
     /// Connector mappings (TOML; default: the built-in src/odoo/default.toml).
     #[arg(long = "odoo-config", env = "ODOO_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Login of the bot user (its API key in ODOO_BOT_API_KEY); enables the chatter/Discuss bot.
-    #[arg(long = "odoo-bot-login", env = "ODOO_BOT_LOGIN")]
-    pub bot_login: Option<String>,
-    /// Poll mail.message for the bot instead of (or besides) the webhook.
-    #[arg(long = "odoo-poll", env = "ODOO_POLL")]
-    pub poll: bool,
     /// Seconds per Odoo request before it times out.
     #[arg(long = "odoo-timeout", env = "ODOO_TIMEOUT", default_value_t = 30)]
     pub timeout: u64,
@@ -52,6 +48,17 @@ pub struct OdooArgs {
     /// (trusted besides the system's roots).
     #[arg(long = "odoo-ca-file", env = "ODOO_CA_FILE", value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
+}
+
+/// The chatter/Discuss bot. Its API key is read from `ODOO_BOT_API_KEY` only.
+#[derive(Debug, Clone, Args)]
+pub struct BotArgs {
+    /// Login of the bot user (its API key in ODOO_BOT_API_KEY); enables the chatter/Discuss bot.
+    #[arg(long = "odoo-bot-login", env = "ODOO_BOT_LOGIN")]
+    pub bot_login: Option<String>,
+    /// Poll mail.message for the bot instead of (or besides) the webhook.
+    #[arg(long = "odoo-poll", env = "ODOO_POLL")]
+    pub poll: bool,
 }
 
 fn env_secret(name: &str) -> anyhow::Result<Secret> {
@@ -80,6 +87,11 @@ impl OdooArgs {
         }
     }
 
+    /// Whether an Odoo is configured (a non-blank URL).
+    pub fn url_set(&self) -> bool {
+        self.url.as_deref().is_some_and(|u| !u.trim().is_empty())
+    }
+
     /// Connect as the integration user (`None` when no URL is configured).
     pub async fn connect(&self) -> anyhow::Result<Option<OdooClient>> {
         let Some(url) = self.url.clone().filter(|u| !u.trim().is_empty()) else {
@@ -89,7 +101,7 @@ impl OdooArgs {
             anyhow::bail!("ODOO_URL is set: ODOO_DB and ODOO_LOGIN are needed too");
         }
         let creds = Credentials {
-            url,
+            url: url.clone(),
             db: self.db.clone(),
             login: self.login.clone(),
             api_key: env_secret("ODOO_API_KEY")?,
@@ -97,13 +109,15 @@ impl OdooArgs {
         Ok(Some(
             OdooClient::connect(creds, self.options())
                 .await
-                .context("cannot connect to Odoo")?,
+                .with_context(|| {
+                    format!("cannot connect to Odoo at {} (db {})", url.trim(), self.db)
+                })?,
         ))
     }
 
     /// Connect as the bot user, when one is configured.
-    pub async fn connect_bot(&self) -> anyhow::Result<Option<OdooClient>> {
-        let (Some(url), Some(login)) = (self.url.clone(), self.bot_login.clone()) else {
+    pub async fn connect_bot(&self, bot: &BotArgs) -> anyhow::Result<Option<OdooClient>> {
+        let (Some(url), Some(login)) = (self.url.clone(), bot.bot_login.clone()) else {
             return Ok(None);
         };
         let creds = Credentials {
@@ -127,6 +141,8 @@ pub enum OdooCommand {
     Setup {
         #[command(flatten)]
         odoo: OdooArgs,
+        #[command(flatten)]
+        bot: BotArgs,
         /// The copilot's public base URL as Odoo reaches it, e.g. http://copilot.internal:8080.
         #[arg(long)]
         public_url: String,
@@ -138,7 +154,7 @@ pub enum OdooCommand {
     },
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -149,10 +165,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn run(cmd: OdooCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
         match cmd {
-            OdooCommand::Setup { odoo, public_url } => {
+            OdooCommand::Setup { odoo, bot, public_url } => {
                 let cfg = odoo.odoo_config()?;
                 let client = odoo.connect().await?.context("ODOO_URL is not set")?;
-                let bot = odoo.bot_login.clone().context("--odoo-bot-login (ODOO_BOT_LOGIN) names the bot user")?;
+                let bot = bot.bot_login.clone().context("--odoo-bot-login (ODOO_BOT_LOGIN) names the bot user")?;
                 let secret = env_secret("ODOO_WEBHOOK_SECRET")?;
                 let url = format!("{}/odoo/webhook?secret={}", public_url.trim_end_matches('/'), secret.expose());
                 let r = crate::odoo::setup::setup(&client, &cfg, &bot, &url).await?;
@@ -191,8 +207,8 @@ pub struct BenchOdooArgs {
     #[arg(long, default_value_t = 10_000)]
     orders: usize,
     /// Odoo version whose wire shape the fake serves (16–19; 19 speaks JSON-2).
-    #[arg(long, default_value_t = 17)]
-    version: u32,
+    #[arg(long = "odoo-version", default_value_t = 17)]
+    odoo_version: u32,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -200,17 +216,19 @@ pub struct BenchOdooArgs {
 
 /// A full load and an incremental sync against `FakeOdoo` over loopback.
 pub fn bench(a: BenchOdooArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    if !(16..=19).contains(&a.version) {
-        anyhow::bail!("--version must be 16, 17, 18 or 19");
+    if !(16..=19).contains(&a.odoo_version) {
+        anyhow::bail!("--odoo-version must be 16, 17, 18 or 19");
     }
-    let snap = super::load_source(&super::SourceArgs {
-        demo: true,
-        orders: a.orders,
-        seed: 42,
-    })?;
+    let snap = super::source::generate(
+        &super::source::DemoArgs {
+            orders: a.orders,
+            seed: 42,
+        }
+        .config()?,
+    );
     runtime()?.block_on(async move {
         use crate::odoo::fake::{FakeConfig, FakeOdoo};
-        let fake = FakeOdoo::start(FakeConfig::version(a.version), &snap).await?;
+        let fake = FakeOdoo::start(FakeConfig::version(a.odoo_version), &snap).await?;
         let user = fake.user("admin").context("the fake has no admin")?;
         let client = Arc::new(
             OdooClient::connect(Credentials { url: fake.url(), db: fake.db(), login: user.login, api_key: Secret::new(user.key) }, ClientOptions::default()).await?,
@@ -236,7 +254,7 @@ pub fn bench(a: BenchOdooArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> 
         let incr = t.elapsed();
         let st = source.sync_status();
         let result = json!({
-            "orders": loaded.orders.len(), "lines": loaded.lines.len(), "version": a.version,
+            "orders": loaded.orders.len(), "lines": loaded.lines.len(), "version": a.odoo_version,
             "full_load_s": full.as_secs_f64(), "full_load_rpc_calls": st.full_load_calls,
             "incremental_s": incr.as_secs_f64(), "incremental_rpc_calls": st.incremental_calls, "incremental_changed_records": st.incremental_changes,
             "orders_touched": changed, "orders_after": again.orders.len(),
@@ -244,7 +262,7 @@ pub fn bench(a: BenchOdooArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> 
         if a.json {
             writeln!(out, "{result}")?;
         } else {
-            writeln!(out, "Odoo {} shape over loopback: {} orders, {} lines", a.version, loaded.orders.len(), loaded.lines.len())?;
+            writeln!(out, "Odoo {} shape over loopback: {} orders, {} lines", a.odoo_version, loaded.orders.len(), loaded.lines.len())?;
             writeln!(out, "full load:        {:>7.2} s, {} RPC calls", full.as_secs_f64(), st.full_load_calls)?;
             writeln!(out, "incremental sync: {:>7.2} s, {} RPC calls, {} changed records ({changed} orders touched)", incr.as_secs_f64(), st.incremental_calls.unwrap_or(0), st.incremental_changes)?;
         }

@@ -10,17 +10,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use serde_json::json;
 
 use super::SourceArgs;
+use super::source::{self, Need};
 use crate::app::identity;
-use crate::app::source::{DemoSource, Executor, Source};
-use crate::demo::DemoConfig;
 use crate::http;
-use crate::odoo::executor::OdooExecutor;
-use crate::odoo::source::OdooSource;
 use crate::policy::Policy;
-use crate::store::audit::{self, AuditEvent};
+use crate::store::audit;
 use crate::store::{Store, StoreConfig};
 
 /// Where cases, approvals, tokens and the audit log live.
@@ -70,11 +66,13 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDER_COPILOT_SCAN_INTERVAL", default_value_t = 300)]
     pub scan_interval: u64,
     #[command(flatten)]
-    pub odoo: super::odoo::OdooArgs,
+    pub bot: super::odoo::BotArgs,
     #[command(flatten)]
     pub llm: super::copilot::LlmArgs,
     #[command(flatten)]
     pub retrieval: crate::retrieval::RetrievalConfig,
+    #[command(flatten)]
+    pub outbox: crate::app::outbox::OutboxConfig,
 }
 
 /// `token` subcommands.
@@ -85,9 +83,19 @@ pub enum TokenCommand {
         /// Role of the token's holder.
         #[arg(long)]
         role: String,
-        /// Name of the holder (unique among active tokens).
+        /// Name of the holder (never reused, even after revocation).
         #[arg(long)]
         name: String,
+        /// How long the token lasts: 90d, 12h, 30m or `never` (default: the policy's
+        /// `limits.token_expiry_days`).
+        #[arg(long)]
+        expires: Option<String>,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// List every token: name, role, created, expires, and whether it is active, expired
+    /// or revoked (never the secrets).
+    List {
         #[command(flatten)]
         storage: StorageArgs,
     },
@@ -103,8 +111,16 @@ pub enum TokenCommand {
 /// `audit` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain; names the first bad row and exits 1 if any.
+    /// Check the keyed hash chain and the checkpoints outside the database; names the
+    /// first bad row (edited, deleted, recomputed without the key) and exits 1 if any.
     Verify {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Retire the audit key file's key (kept as audit.key.<id> to verify older rows) and
+    /// sign from now on with a new one; the rotation is an audit event. Stop every server
+    /// on the database first, then give them the new key.
+    RotateKey {
         #[command(flatten)]
         storage: StorageArgs,
     },
@@ -168,60 +184,48 @@ pub fn serve(
 ) -> anyhow::Result<ExitCode> {
     let policies_dir = policies_dir.map(std::path::Path::to_path_buf);
     init_tracing();
-    if a.source.orders == 0 {
-        anyhow::bail!("--orders must be at least 1");
-    }
     if a.scan_interval == 0 {
         anyhow::bail!("--scan-interval must be at least 1 second");
     }
+    a.outbox.validate().map_err(anyhow::Error::msg)?;
     let model = a.llm.model()?;
     let rt = runtime()?;
     rt.block_on(async move {
         let store = a.storage.open().await?;
         tracing::info!(storage = %a.storage.config().describe(), backend = ?store.backend(), "storage ready");
-        let (source, executor): (Arc<dyn Source>, Arc<dyn Executor>) = match a.odoo.connect().await? {
-            Some(client) => {
-                let cfg = a.odoo.odoo_config()?;
-                let client = Arc::new(client);
-                (Arc::new(OdooSource::new(client.clone(), cfg.clone())), Arc::new(OdooExecutor::new(client, cfg)))
-            }
-            None => {
-                let demo = Arc::new(DemoSource::new(&DemoConfig {
-                    seed: a.source.seed,
-                    orders: a.source.orders,
-                    now: chrono::Utc::now(),
-                }));
-                (demo.clone(), demo)
-            }
-        };
-        let (app, writer) = crate::app::start(store.clone(), Arc::new(policy), source, executor).await?;
+        let opened = source::open(&a.source, Need::History).await?;
+        tracing::info!(source = %opened.info, "source ready");
+        writeln!(out, "source: {}", opened.info)?;
+        let (app, writer) = opened.start(store.clone(), policy).await?;
         let copilot = Arc::new(crate::copilot::Copilot::new(app.clone(), model, a.llm.copilot_config())?);
         copilot.set_knowledge(Arc::new(crate::copilot::knowledge::AppPassages::new(app.clone())));
         tracing::info!(mode = copilot.mode().as_str(), model = %copilot.model_name(), "copilot ready");
         let mut extra = axum::Router::new();
         // Held for the server's lifetime (the poller holds only a weak reference).
         let mut _bot = None;
-        if let Some(bot_client) = a.odoo.connect_bot().await? {
-            let cfg = a.odoo.odoo_config()?;
+        if let Some(bot_client) = a.source.odoo.connect_bot(&a.bot).await? {
+            let cfg = a.source.odoo.odoo_config()?;
             let answerer = Arc::new(crate::odoo::bot::CopilotAnswerer::new(copilot.clone()));
-            let bot = crate::odoo::bot::Bot::start(Arc::new(bot_client), cfg.bot, answerer).await?;
+            let bot = crate::odoo::bot::Bot::start(Arc::new(bot_client), cfg.bot, answerer, Some(app.audit.clone())).await?;
             match std::env::var("ODOO_WEBHOOK_SECRET").ok().filter(|s| s.len() >= 16) {
                 Some(secret) => {
                     extra = crate::odoo::bot::routes(bot.clone(), crate::odoo::client::Secret::new(secret));
                     tracing::info!("Odoo bot: webhook at /odoo/webhook");
                 }
-                None if !a.odoo.poll => anyhow::bail!("the Odoo bot needs ODOO_WEBHOOK_SECRET (16+ characters) for its webhook, or --odoo-poll"),
+                None if !a.bot.poll => anyhow::bail!("the Odoo bot needs ODOO_WEBHOOK_SECRET (16+ characters) for its webhook, or --odoo-poll"),
                 None => {}
             }
-            if a.odoo.poll {
+            if a.bot.poll {
                 bot.spawn_poller();
                 tracing::info!("Odoo bot: polling mail.message");
             }
             _bot = Some(bot);
         }
+        if let Some(path) = &store.audit_keys().created {
+            writeln!(out, "First start: the audit log's key was created at {} (mode 0600). It signs every audit row; keep a copy somewhere safe and outside this machine's backups of the database — without it the log cannot be verified. Replicas on one database need the same key (AUDIT_KEY).\n", path.display())?;
+        }
         if store.token_count().await? == 0 {
             let token = identity::create_token(&store, &app.policy, "admin", "admin").await?;
-            app.audit.append(AuditEvent::new("token.created", "system", json!({"name": "admin", "role": "admin", "first_start": true}))).await?;
             writeln!(out, "First start: an admin token was created. It is shown only this once:\n\n  {token}\n\nUse it as `Authorization: Bearer {token}`; create more with `order-copilot token create`.")?;
             out.flush()?;
         }
@@ -236,10 +240,32 @@ pub fn serve(
         writeln!(out, "order-copilot listening on http://{local}")?;
         out.flush()?;
 
-        http::run_with(app, copilot, writer, listener, Duration::from_secs(a.scan_interval), extra, shutdown_signal()).await?;
+        let worker = start_outbox_worker(&app, &a.outbox);
+        let shutdown = async move {
+            shutdown_signal().await;
+            // Executions in flight end (or keep their lease for another worker) before the
+            // audit log is flushed and closed.
+            worker.stop(Duration::from_secs(10)).await;
+        };
+        http::run_with(app, copilot, writer, listener, Duration::from_secs(a.scan_interval), extra, shutdown).await?;
         store.close().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Start this process's outbox worker: it executes approved actions (this replica's and,
+/// once their leases expire, a crashed one's) under leases.
+fn start_outbox_worker(
+    app: &Arc<crate::app::App>,
+    cfg: &crate::app::outbox::OutboxConfig,
+) -> crate::app::outbox::OutboxWorker {
+    tracing::info!(
+        worker = app.worker_id(),
+        lease_secs = cfg.lease_secs,
+        attempts = cfg.attempts,
+        "outbox worker started"
+    );
+    crate::app::outbox::OutboxWorker::spawn(app, cfg.clone())
 }
 
 /// Load the saved models from `DATA_DIR/models`, or train them on the source's history
@@ -294,15 +320,14 @@ pub struct ReportArgs {
     pub source: SourceArgs,
 }
 
-/// `report --out FILE`: scan once (recorded like any scan), then write the
+/// `report --out FILE`: scan the configured source once (recorded like any scan), then write the
 /// self-contained HTML report of models, governance and operational intelligence.
 pub fn report(policy: Policy, a: ReportArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let cfg = super::demo_config(&a.source)?;
     runtime()?.block_on(async move {
+        let opened = source::open(&a.source, Need::History).await?;
+        let info = opened.info.clone();
         let store = a.storage.open().await?;
-        let demo = Arc::new(DemoSource::new(&cfg));
-        let (app, writer) =
-            crate::app::start(store.clone(), Arc::new(policy), demo.clone(), demo).await?;
+        let (app, writer) = opened.start(store.clone(), policy).await?;
         load_or_train_models(&app, &a.storage.data_dir).await?;
         app.scan("report").await?;
         let html = app.report_html().await?;
@@ -312,9 +337,10 @@ pub fn report(policy: Policy, a: ReportArgs, out: &mut dyn Write) -> anyhow::Res
         store.close().await;
         writeln!(
             out,
-            "report written to {} ({} KiB)",
+            "report written to {} ({} KiB; source: {})",
             a.out.display(),
-            html.len() / 1024
+            html.len() / 1024,
+            info
         )?;
         Ok(ExitCode::SUCCESS)
     })
@@ -354,6 +380,19 @@ pub(super) async fn retrieval_job(
     impl std::future::Future<Output = anyhow::Result<crate::retrieval::Retriever>> + Send + 'static,
 > {
     let embedder = crate::retrieval::embed::from_config(cfg).await?;
+    // An endpoint off this machine receives texts under the `external` data-access policy.
+    let embedder = match (embedder, cfg.embeddings_base_url.as_deref()) {
+        (Some(e), Some(url))
+            if crate::copilot::openai::infer_provider(url)
+                == crate::copilot::model::Provider::External =>
+        {
+            Some(Arc::new(crate::retrieval::embed::ScrubbingEmbedder::new(
+                e,
+                app.embeddings_scrub("external"),
+            )) as Arc<dyn crate::retrieval::embed::Embedder>)
+        }
+        (e, _) => e,
+    };
     let state = app.latest().await.context("no scan to index")?;
     let resolved = app.resolved_case_docs(20_000).await?;
     let docs = crate::retrieval::corpus_docs(policies_dir, &state.snapshot, resolved)?;
@@ -368,34 +407,49 @@ pub fn token(policy: Policy, cmd: TokenCommand, out: &mut dyn Write) -> anyhow::
             TokenCommand::Create {
                 role,
                 name,
+                expires,
                 storage,
             } => {
+                let expiry = match expires {
+                    Some(e) => e.parse::<identity::Expiry>()?,
+                    None => identity::Expiry::PolicyDefault,
+                };
                 let store = storage.open().await?;
-                let secret = identity::create_token(&store, &policy, &name, &role).await?;
-                audit::write_batch(
-                    &store,
-                    vec![AuditEvent::new(
-                        "token.created",
-                        "cli",
-                        json!({"name": name, "role": role}),
-                    )],
-                )
-                .await?;
+                let secret =
+                    identity::create_token_expiring(&store, &policy, &name, &role, "cli", expiry)
+                        .await?;
                 writeln!(out, "{secret}")?;
                 store.close().await;
             }
+            TokenCommand::List { storage } => {
+                let store = storage.open().await?;
+                let tokens = store.list_tokens().await?;
+                store.close().await;
+                let now = chrono::Utc::now().timestamp_micros();
+                let day = |us: Option<i64>| {
+                    us.and_then(chrono::DateTime::from_timestamp_micros)
+                        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                };
+                writeln!(
+                    out,
+                    "{:<24} {:<14} {:<8} {:<16} {:<16}",
+                    "NAME", "ROLE", "STATE", "CREATED", "EXPIRES"
+                )?;
+                for t in tokens {
+                    writeln!(
+                        out,
+                        "{:<24} {:<14} {:<8} {:<16} {:<16}",
+                        t.name,
+                        t.role,
+                        t.state(now),
+                        day(Some(t.created_at)).unwrap_or_default(),
+                        day(t.expires_at).unwrap_or_else(|| "never".into())
+                    )?;
+                }
+            }
             TokenCommand::Revoke { name, storage } => {
                 let store = storage.open().await?;
-                identity::revoke_token(&store, &name).await?;
-                audit::write_batch(
-                    &store,
-                    vec![AuditEvent::new(
-                        "token.revoked",
-                        "cli",
-                        json!({"name": name}),
-                    )],
-                )
-                .await?;
+                identity::revoke_token(&store, &name, "cli").await?;
                 eprintln!("revoked token {name}");
                 store.close().await;
             }
@@ -430,7 +484,18 @@ pub fn audit_cmd(cmd: AuditCommand, out: &mut dyn Write) -> anyhow::Result<ExitC
                 store.close().await;
                 match v.first_bad {
                     None => {
-                        writeln!(out, "audit log OK: {} rows, chain intact", v.rows)?;
+                        writeln!(
+                            out,
+                            "audit log OK: {} rows, chain intact, keyed, {} checkpoints outside the database agree",
+                            v.rows, v.checkpoints
+                        )?;
+                        if v.legacy_rows > 0 {
+                            writeln!(
+                                out,
+                                "note: the first {} rows are from before the chain was keyed (plain SHA-256): they chain into the keyed rows, but whoever could write the database then could have rewritten them",
+                                v.legacy_rows
+                            )?;
+                        }
                         Ok(ExitCode::SUCCESS)
                     }
                     Some((seq, why)) => {
@@ -438,6 +503,36 @@ pub fn audit_cmd(cmd: AuditCommand, out: &mut dyn Write) -> anyhow::Result<ExitC
                         Ok(ExitCode::FAILURE)
                     }
                 }
+            }
+            AuditCommand::RotateKey { storage } => {
+                if std::env::var("AUDIT_KEY").is_ok_and(|k| !k.trim().is_empty()) {
+                    anyhow::bail!(
+                        "AUDIT_KEY is set: rotate by changing it yourself is not supported; unset it to rotate the key file in {}",
+                        storage.data_dir.display()
+                    );
+                }
+                // Open once first: it checks the current key against the chain (and
+                // creates the key file of a new installation).
+                let store = storage.open().await?;
+                audit::checkpoint_now(&store).await?;
+                store.close().await;
+                let (from, to) =
+                    crate::store::audit_key::AuditKeys::rotate_file(&storage.data_dir)?;
+                let store = storage.open().await?;
+                // The first write under the new key records the rotation (audit.key_rotated).
+                audit::write_batch(&store, Vec::new()).await?;
+                audit::checkpoint_now(&store).await?;
+                store.close().await;
+                writeln!(
+                    out,
+                    "audit key rotated: {from} → {to} (the old key stays in {} to verify older rows; give every server the new {})",
+                    storage
+                        .data_dir
+                        .join(format!("{}.{from}", crate::store::audit_key::KEY_FILE))
+                        .display(),
+                    crate::store::audit_key::KEY_FILE
+                )?;
+                Ok(ExitCode::SUCCESS)
             }
             AuditCommand::Export {
                 since,

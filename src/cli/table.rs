@@ -16,7 +16,8 @@ fn cut(s: &str, n: usize) -> String {
     }
 }
 
-/// Print the queue: a header line, one row per exception, a footer.
+/// Print the queue: a header line, one row per exception, a footer. (The caller has
+/// already said which source was read.)
 pub fn queue(
     out: &mut dyn Write,
     snap: &Snapshot,
@@ -26,10 +27,9 @@ pub fn queue(
 ) -> std::io::Result<()> {
     writeln!(
         out,
-        "{} exceptions in {} open order lines ({}; policy {})",
+        "{} exceptions in {} open order lines (policy {})",
         result.exceptions.len(),
         result.open_lines,
-        snap.source,
         result.policy_version
     )?;
     if selected.len() != result.exceptions.len() {

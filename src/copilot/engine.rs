@@ -29,6 +29,7 @@ use super::model::{
 use super::offline::{self, TurnContext, Understanding};
 use super::prompts::Prompts;
 use super::tools::{self, ToolEnv, ToolError, ToolOutput};
+use crate::app::access::{Audience, Withhold};
 use crate::app::{App, AppError, ScanState, User, new_id};
 use crate::domain::Snapshot;
 use crate::store::audit::{AuditEvent, TurnWrite, Written};
@@ -83,6 +84,8 @@ pub struct Started {
     history: Vec<TurnRow>,
     /// The conversation this turn starts, stored with the turn when it finishes.
     new_conversation: Option<ConversationRow>,
+    /// Who reads the answer (the user, or everyone in the bot's channel).
+    audience: Audience,
 }
 
 impl Started {
@@ -345,6 +348,15 @@ impl<'a> Turn<'a> {
     }
 
     fn say(&mut self, text: &str) {
+        // What streams is what the reader may see: the same data-access filter as the
+        // stored transcript gets when it is read back (a figure a template formats from a
+        // generic field, such as a price mismatch's revenue at risk, is caught by value).
+        let text = if self.env.audience.sees_all() {
+            text.to_string()
+        } else {
+            Withhold::new(self.env.audience, Some(self.env.state.sensitive()))
+                .text(text, &mut Default::default())
+        };
         // Stream by line, as a model would stream tokens.
         for piece in text.split_inclusive('\n') {
             self.emit(ChatEvent::TextDelta {
@@ -488,6 +500,7 @@ impl Copilot {
             seq,
             history,
             new_conversation,
+            audience: Audience::role(&self.app.policy, &user.role),
         })
     }
 
@@ -506,6 +519,22 @@ impl Copilot {
     /// Odoo bot and the CLI (the conversation continues when `conversation_id` is given).
     pub async fn answer(&self, user: &User, req: ChatRequest) -> Result<TurnOutcome, AppError> {
         let started = self.start(user, req).await?;
+        let (tx, _rx) = mpsc::unbounded_channel();
+        Ok(self.run(started, tx).await)
+    }
+
+    /// Answer a message as `user` for a wider audience (the members of a Discuss channel,
+    /// by role): the answer holds only the data classes every one of them may see.
+    pub async fn answer_for(
+        &self,
+        user: &User,
+        req: ChatRequest,
+        members: &[String],
+    ) -> Result<TurnOutcome, AppError> {
+        let mut started = self.start(user, req).await?;
+        let mut roles = vec![user.role.clone()];
+        roles.extend(members.iter().cloned());
+        started.audience = Audience::roles(&self.app.policy, &roles);
         let (tx, _rx) = mpsc::unbounded_channel();
         Ok(self.run(started, tx).await)
     }
@@ -587,6 +616,7 @@ impl Copilot {
                 knowledge: knowledge.as_deref(),
                 prompts: &self.prompts,
                 user_asked_to_act: understanding.asks_to_act(),
+                audience: &s.audience,
             },
             tx: &tx,
             conversation_id: s.conversation_id.clone(),
@@ -654,6 +684,10 @@ impl Copilot {
                 text
             }
         };
+        // What the answer's readers may not see is withheld from the answer as a whole too
+        // (a value the user typed, or one a model guessed).
+        let answer = Withhold::new(&s.audience, Some(state.sensitive()))
+            .text(&answer, &mut Default::default());
         let citations = cite(&answer, &turn.sources);
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
         let mut done_audit = AuditEvent::new(
@@ -799,7 +833,7 @@ impl Copilot {
         state: &ScanState,
     ) -> Result<String, GiveUp> {
         let started = Instant::now();
-        let redactor = Redactor::new(&self.app.policy, model.provider());
+        let redactor = Redactor::new(&self.app.policy, model.provider()).learned(state.sensitive());
         let mut redactions = Redactions::default();
         let mut messages =
             Vec::from(self.system_messages(&s.user, s.order.as_deref(), state, &redactor));

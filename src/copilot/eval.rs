@@ -257,6 +257,16 @@ pub fn parse(text: &str) -> Result<EvalFile, String> {
         if c.turn.is_empty() {
             return Err(format!("case {} has no turn", c.id));
         }
+        // Tool selection is scored against the registry: a name it does not hold could
+        // never be called, and the case would fail for a typo rather than the copilot.
+        if let Some(t) = c
+            .turn
+            .iter()
+            .flat_map(|t| &t.tools)
+            .find(|t| !t.contains('{') && super::tools::tool(t).is_none())
+        {
+            return Err(format!("case {} expects unknown tool `{t}`", c.id));
+        }
     }
     Ok(f)
 }
@@ -544,6 +554,9 @@ pub struct EvalWorld {
     pub writer: crate::store::audit::AuditWriter,
 }
 
+/// The demo seed the cases are written for.
+pub const DEMO_SEED: u64 = 42;
+
 /// Build the eval world: the demo (with the cases' notes planted), a store, a scan.
 pub async fn world(
     cases: &EvalFile,
@@ -554,7 +567,7 @@ pub async fn world(
     let now = Utc::now();
     let mut snap = crate::demo::generate(
         &crate::demo::DemoConfig {
-            seed: 42,
+            seed: DEMO_SEED,
             orders,
             now,
         },
@@ -832,6 +845,18 @@ pub fn table(r: &Report) -> String {
 #[allow(clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_case_expecting_a_tool_the_registry_lacks_is_refused() {
+        let case = |tool: &str| {
+            format!(
+                "[[case]]\nid = \"c\"\ncategory = \"x\"\n[[case.turn]]\nmessage = \"hi\"\ntools = [\"{tool}\"]\n"
+            )
+        };
+        assert!(parse(&case("explain_order")).is_ok());
+        let err = parse(&case("explain_orders")).err().unwrap_or_default();
+        assert!(err.contains("unknown tool `explain_orders`"), "{err}");
+    }
 
     #[test]
     fn groundedness_checks_references_amounts_quantities_and_dates() {

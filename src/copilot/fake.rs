@@ -131,7 +131,8 @@ impl Model for FakeScriptedModel {
 /// the tool's summary as the answer.
 pub struct FakeInstantModel;
 
-fn first_order(s: &str) -> Option<String> {
+/// The first order reference (`S00042`) in a text.
+pub fn first_order(s: &str) -> Option<String> {
     s.split(|c: char| !c.is_ascii_alphanumeric())
         .find(|w| w.len() >= 4 && w.starts_with('S') && w[1..].chars().all(|c| c.is_ascii_digit()))
         .map(str::to_string)

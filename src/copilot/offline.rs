@@ -8,7 +8,7 @@
 //! week") with the previous turn's context for follow-ups; [`answer`] runs the tools
 //! through the engine's [`Turn`] and renders the answer.
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -328,6 +328,20 @@ fn number_before(m: &str, word: &str) -> Option<u32> {
     m[..i].split_whitespace().last()?.parse().ok()
 }
 
+/// The longest horizon a question can ask for, in days.
+const MAX_HORIZON_DAYS: u32 = 365;
+
+/// Days from `today` to the last day of its month (0 on the last day), by the calendar:
+/// February has 29 days in a leap year.
+fn days_to_month_end(today: NaiveDate) -> u32 {
+    let last = today
+        .with_day(1)
+        .and_then(|first| first.checked_add_months(Months::new(1)))
+        .and_then(|next| next.pred_opt());
+    // Only a date at the end of chrono's range has no next month; it is its own end.
+    last.map_or(0, |l| u32::try_from((l - today).num_days()).unwrap_or(0))
+}
+
 fn horizon(m: &str, now: DateTime<Utc>) -> Option<u32> {
     let to_sunday = 7 - now.weekday().num_days_from_monday();
     if m.contains("today") {
@@ -343,21 +357,16 @@ fn horizon(m: &str, now: DateTime<Utc>) -> Option<u32> {
         return Some(to_sunday + 7);
     }
     if m.contains("this month") {
-        let days_in_month: u32 = match now.month() {
-            2 => 28,
-            4 | 6 | 9 | 11 => 30,
-            _ => 31,
-        };
-        return Some(days_in_month.saturating_sub(now.day()).max(1) + 1);
+        return Some(days_to_month_end(now.date_naive()).max(1) + 1);
     }
     for unit in ["days", "day"] {
         if let Some(n) = number_before(m, unit) {
-            return Some(n.clamp(1, 365));
+            return Some(n.clamp(1, MAX_HORIZON_DAYS));
         }
     }
     for unit in ["weeks", "week"] {
         if let Some(n) = number_before(m, unit) {
-            return Some((n * 7).clamp(1, 365));
+            return Some(n.saturating_mul(7).clamp(1, MAX_HORIZON_DAYS));
         }
     }
     None
@@ -1058,8 +1067,56 @@ fn strip_nulls(v: Value) -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// "This month" reaches the calendar month's last day (the next day is the 1st) on
+        /// every day of ten years, leap years included; on the last day it reaches the next.
+        #[test]
+        fn this_month_ends_on_the_calendar_month_end(day in 0u64..3653, hour in 0u32..24) {
+            let today = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap() + chrono::Days::new(day);
+            let now = today.and_hms_opt(hour, 0, 0).unwrap().and_utc();
+            let h = horizon("what is due this month?", now).unwrap();
+            let next = |d: NaiveDate, n: u32| d + chrono::Days::new(u64::from(n));
+            if next(today, 1).day() == 1 {
+                prop_assert_eq!(h, 2, "{}", today);
+            } else {
+                let last = next(today, h - 1);
+                prop_assert_eq!(last.month(), today.month(), "{} +{}", today, h);
+                prop_assert_eq!(next(last, 1).day(), 1, "{} +{}", today, h);
+            }
+        }
+
+        /// Any number of weeks or days, up to a 10-year horizon and far past it, is clamped
+        /// to a year without overflowing.
+        #[test]
+        fn long_horizons_are_clamped_not_overflowed(n in any::<u32>(), small in 0u32..600) {
+            let now = Utc::now();
+            for n in [n, small] {
+                let want = (u64::from(n) * 7).clamp(1, 365) as u32;
+                prop_assert_eq!(horizon(&format!("due in the next {n} weeks"), now), Some(want));
+                prop_assert_eq!(horizon(&format!("due within {n} days"), now), Some(n.clamp(1, 365)));
+            }
+        }
+    }
+
+    #[test]
+    fn leap_february_has_29_days() {
+        let at = |d: &str| {
+            NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .unwrap()
+                .and_hms_opt(9, 0, 0)
+                .unwrap()
+                .and_utc()
+        };
+        assert_eq!(horizon("this month", at("2024-02-10")), Some(20));
+        assert_eq!(horizon("this month", at("2023-02-10")), Some(19));
+        assert_eq!(days_to_month_end(at("2024-02-29").date_naive()), 0);
+        assert_eq!(days_to_month_end(at("2024-12-31").date_naive()), 0);
+    }
 
     #[test]
     fn word_in_matches_whole_words_only() {

@@ -228,7 +228,7 @@ fn validate_base_url(raw: &str) -> Result<String, ConfigError> {
 
 /// Local only for loopback hosts: a model elsewhere on the network is treated as external
 /// unless `LLM_PROVIDER=local` says otherwise (the safe default for data access).
-fn infer_provider(base_url: &str) -> Provider {
+pub fn infer_provider(base_url: &str) -> Provider {
     let Ok(url) = http::Url::parse(base_url) else {
         return Provider::External;
     };

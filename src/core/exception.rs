@@ -189,6 +189,10 @@ pub enum Action {
         line: SourceId,
         /// Supplier name.
         supplier: String,
+        /// The exact text the supplier receives, as the approver saw it (escaped when
+        /// posted). Filled when the request is made; absent on recommendations.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     /// Buy elsewhere.
     ResourcePurchase {
@@ -233,8 +237,13 @@ pub enum Action {
     ContactCustomer {
         /// Order.
         order: String,
-        /// Why.
+        /// Why (internal: never sent to the customer).
         purpose: String,
+        /// The exact text the customer receives, as the approver saw it (escaped when
+        /// posted). Written or drafted when the request is made; absent on recommendations
+        /// and on requests stored before it existed (those cannot execute).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     /// Send the order to a role for a decision.
     RouteForApproval {
@@ -263,6 +272,98 @@ impl Action {
             Action::RouteForApproval { .. } => "route_for_approval",
         }
     }
+}
+
+/// Longest message an action may send to a customer or supplier, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 4000;
+
+/// Why a request's message was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MessageError(pub String);
+
+impl Action {
+    /// Whether executing it posts a public message outside the company (to the customer
+    /// or the supplier), whose exact text the request must carry.
+    pub fn sends_message(&self) -> bool {
+        matches!(
+            self,
+            Action::ContactCustomer { .. } | Action::ExpeditePurchase { .. }
+        )
+    }
+
+    /// The exact text the action sends, when it sends one and the request carries it.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            Action::ContactCustomer { message, .. } | Action::ExpeditePurchase { message, .. } => {
+                message.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    /// The action as requested with `text` as its message: checked (not empty, at most
+    /// [`MAX_MESSAGE_CHARS`], no control characters), trimmed, and required where the action
+    /// contacts a customer. A supplier chaser without a text gets the standard one, which
+    /// the approver then sees like any other.
+    pub fn with_message(mut self, text: Option<&str>) -> Result<Action, MessageError> {
+        let text = text.map(check_message).transpose()?;
+        match &mut self {
+            Action::ContactCustomer { message, .. } => {
+                let text = text.or_else(|| message.take()).ok_or_else(|| {
+                    MessageError(
+                        "write or draft the message the customer will receive: a contact_customer request carries the exact text that is sent".into(),
+                    )
+                })?;
+                *message = Some(check_message(&text)?);
+            }
+            Action::ExpeditePurchase {
+                po_ref, message, ..
+            } => {
+                let text = match text.or_else(|| message.take()) {
+                    Some(t) => check_message(&t)?,
+                    None => format!("Please confirm whether {po_ref} can be shipped sooner."),
+                };
+                *message = Some(text);
+            }
+            other => {
+                if text.is_some() {
+                    return Err(MessageError(format!(
+                        "{} sends no message; leave the message out",
+                        other.name()
+                    )));
+                }
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// A message as it may be sent: trimmed, not empty, bounded, no control characters other
+/// than line breaks and tabs. HTML needs no refusal here: the executor escapes it.
+pub fn check_message(text: &str) -> Result<String, MessageError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(MessageError(
+            "the message is empty: write the text the recipient will receive".into(),
+        ));
+    }
+    let n = t.chars().count();
+    if n > MAX_MESSAGE_CHARS {
+        return Err(MessageError(format!(
+            "the message is {n} characters; at most {MAX_MESSAGE_CHARS}"
+        )));
+    }
+    if let Some(c) = t
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(MessageError(format!(
+            "the message contains the control character U+{:04X}",
+            u32::from(c)
+        )));
+    }
+    Ok(t.replace("\r\n", "\n"))
 }
 
 /// A proposed next step with its trade-offs.
@@ -369,6 +470,69 @@ pub fn stable_id(kind: &str, parts: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_customer_message_is_required_checked_and_kept() {
+        let contact = Action::ContactCustomer {
+            order: "S1".into(),
+            purpose: "tell the customer the delivery is late".into(),
+            message: None,
+        };
+        let e = contact.clone().with_message(None).err().map(|e| e.0);
+        assert!(
+            e.as_deref().is_some_and(
+                |e| e.starts_with("write or draft the message the customer will receive")
+            ),
+            "{e:?}"
+        );
+        let ok = contact
+            .clone()
+            .with_message(Some("  Dear Ann,\r\nit ships Friday.  "));
+        assert_eq!(
+            ok.ok().as_ref().and_then(Action::message),
+            Some("Dear Ann,\nit ships Friday.")
+        );
+        for bad in ["   ", "a\u{0}b", &"x".repeat(MAX_MESSAGE_CHARS + 1)] {
+            assert!(contact.clone().with_message(Some(bad)).is_err(), "{bad:?}");
+        }
+        // Exactly the limit is fine; HTML is text here (the executor escapes it).
+        let long = "é".repeat(MAX_MESSAGE_CHARS);
+        assert!(contact.clone().with_message(Some(&long)).is_ok());
+        assert!(contact.with_message(Some("<b>hi</b>")).is_ok());
+        // A supplier chaser gets the standard text the approver sees; other actions take none.
+        let chase = Action::ExpeditePurchase {
+            po_ref: "P7".into(),
+            line: 3,
+            supplier: "Acme".into(),
+            message: None,
+        };
+        assert_eq!(
+            chase
+                .with_message(None)
+                .ok()
+                .as_ref()
+                .and_then(Action::message),
+            Some("Please confirm whether P7 can be shipped sooner.")
+        );
+        let route = Action::RouteForApproval {
+            order: "S1".into(),
+            role: "finance".into(),
+        };
+        assert!(route.clone().with_message(Some("hi")).is_err());
+        assert!(route.with_message(None).is_ok());
+    }
+
+    #[test]
+    fn old_requests_without_a_message_still_read() {
+        let old = serde_json::json!({"action": "contact_customer", "order": "S1", "purpose": "p"});
+        let a: Result<Action, _> = serde_json::from_value(old.clone());
+        assert_eq!(a.as_ref().ok().and_then(Action::message), None);
+        // Recommendations serialise as before (no `message: null`).
+        assert_eq!(
+            a.ok().map(|a| serde_json::to_value(a).ok()),
+            Some(Some(old))
+        );
+    }
 
     #[test]
     fn stable_id_is_fixed() {

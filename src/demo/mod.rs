@@ -294,6 +294,7 @@ fn generate_with_causes(cfg: &DemoConfig, progress: Progress) -> (Snapshot, Caus
                 } else {
                     r.range(2, 9) as f32
                 },
+                ..PaymentHistory::default()
             },
             lang: (*lang).into(),
             country: (*country).into(),
@@ -333,6 +334,7 @@ fn generate_with_causes(cfg: &DemoConfig, progress: Progress) -> (Snapshot, Caus
                     customer: ci as Ix,
                     product: p as Ix,
                     price,
+                    min_qty: Decimal::ZERO,
                     valid_from: Some(now - Duration::days(200)),
                     valid_to: Some(now + Duration::days(165)),
                     reference: format!("{}-{}", c.reference, s.products[p].sku),
@@ -478,6 +480,7 @@ fn generate_with_causes(cfg: &DemoConfig, progress: Progress) -> (Snapshot, Caus
             note,
             first_line,
             line_count: n_lines,
+            tax_rate: Decimal::ZERO,
         });
 
         // Delivery for the order.
@@ -964,6 +967,7 @@ fn generate_with_causes(cfg: &DemoConfig, progress: Progress) -> (Snapshot, Caus
             outcome: (*outcome).into(),
         });
     }
+    plant_canaries(&mut s);
     (
         s,
         Causes {
@@ -972,6 +976,68 @@ fn generate_with_causes(cfg: &DemoConfig, progress: Progress) -> (Snapshot, Caus
             chaotic,
         },
     )
+}
+
+/// The phone number in the canary order's note (a reserved fictional Amsterdam number).
+pub const CANARY_PHONE: &str = "+31-20-5550142";
+
+/// Values of every data class that appear nowhere else in the demo, so a test can look for
+/// them in everything sent to a model: the contact e-mail and phone in one customer's order
+/// note, that customer's credit limit (with cents no other limit has).
+#[derive(Debug, Clone)]
+pub struct Canaries {
+    /// The order whose note carries the contact data.
+    pub order: String,
+    /// The customer's reference (`C00192`).
+    pub customer: String,
+    /// personal_contact: the customer's e-mail.
+    pub email: String,
+    /// personal_contact: the phone number in the note.
+    pub phone: String,
+    /// credit_payment: the credit limit as text shows it.
+    pub credit_limit: String,
+}
+
+/// The first open order's customer becomes the canary: an accounts-payable e-mail (the
+/// others are `orders@`), a limit with 37 cents, and a note asking for confirmations by
+/// e-mail or phone — the kind of contact data real order notes carry.
+fn plant_canaries(s: &mut Snapshot) {
+    let Some(oi) = (0..s.orders.len()).find(|&i| open_order(s, i)) else {
+        return;
+    };
+    let ci = s.orders[oi].customer as usize;
+    let Some(c) = s.customers.get_mut(ci) else {
+        return;
+    };
+    let domain = c
+        .email
+        .as_deref()
+        .and_then(|e| e.split_once('@'))
+        .map_or("customer.example", |(_, d)| d)
+        .to_string();
+    let email = format!("payables.{}@{domain}", c.reference.to_lowercase());
+    c.email = Some(email.clone());
+    c.credit_limit = Some(c.credit_limit.unwrap_or(Decimal::from(25_000)) + Decimal::new(37, 2));
+    s.orders[oi].note = Some(format!(
+        "Send order confirmations to {email} or call {CANARY_PHONE} before delivery."
+    ));
+}
+
+/// The canary values of a demo snapshot (see [`Canaries`]); `None` for a snapshot without
+/// an open order.
+pub fn canaries(s: &Snapshot) -> Option<Canaries> {
+    let o = s
+        .orders
+        .iter()
+        .find(|o| o.note.as_deref().is_some_and(|n| n.contains(CANARY_PHONE)))?;
+    let c = s.customers.get(o.customer as usize)?;
+    Some(Canaries {
+        order: o.name.clone(),
+        customer: c.reference.clone(),
+        email: c.email.clone()?,
+        phone: CANARY_PHONE.to_string(),
+        credit_limit: crate::core::fmt::Money(c.credit_limit?).to_string(),
+    })
 }
 
 #[cfg(test)]

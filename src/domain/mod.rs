@@ -14,11 +14,13 @@
 
 mod check;
 pub mod history;
+pub mod payments;
 #[cfg(test)]
 pub mod testkit;
 
 pub use check::{DataQualityFinding, Validity};
 pub use history::History;
+pub use payments::{OpenItem, PaymentHistory, PaymentTrend, Settlement, TrendDirection};
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -172,17 +174,6 @@ impl InboundLine {
     }
 }
 
-/// Payment behaviour over the last twelve months.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct PaymentHistory {
-    /// Invoices paid in the period.
-    pub invoices_paid: u32,
-    /// Of those, paid after their due date.
-    pub paid_late: u32,
-    /// Average days late over the late ones.
-    pub avg_days_late: f32,
-}
-
 /// A customer (invoicing partner).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Customer {
@@ -288,6 +279,11 @@ pub struct SalesOrder {
     pub first_line: Ix,
     /// Number of lines.
     pub line_count: u32,
+    /// Taxes as a share of the untaxed amount (Odoo `amount_total / amount_untaxed - 1`;
+    /// zero without taxes): what is not invoiced yet weighs on credit with its taxes, as the
+    /// invoices' open amounts do.
+    #[serde(default)]
+    pub tax_rate: Decimal,
 }
 
 /// A sales order line.
@@ -458,6 +454,9 @@ pub struct ContractPrice {
     pub product: Ix,
     /// Agreed net unit price.
     pub price: Decimal,
+    /// Smallest line quantity the price applies to (Odoo's `min_quantity`; zero: any).
+    #[serde(default)]
+    pub min_qty: Decimal,
     /// Valid from (inclusive).
     pub valid_from: Option<DateTime<Utc>>,
     /// Valid to (inclusive).
@@ -471,6 +470,23 @@ impl ContractPrice {
     pub fn valid_at(&self, t: DateTime<Utc>) -> bool {
         self.valid_from.is_none_or(|f| f <= t) && self.valid_to.is_none_or(|e| t <= e)
     }
+
+    /// Whether the contract applies to a line of `qty` at `t` (as Odoo picks a pricelist
+    /// rule: valid at the order date, and the quantity at least the rule's minimum).
+    pub fn applies(&self, qty: Decimal, t: DateTime<Utc>) -> bool {
+        self.min_qty <= qty && self.valid_at(t)
+    }
+}
+
+/// Odoo's own link between a purchase line and a sales line it was bought for: with
+/// make-to-order the line's delivery move waits for that purchase line's receipt
+/// (`stock.move.move_orig_ids` → `purchase.order.line.move_ids`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct SupplyLink {
+    /// Index into [`Snapshot::inbound`].
+    pub inbound: Ix,
+    /// Index into [`Snapshot::lines`].
+    pub line: Ix,
 }
 
 /// A tracked change to an order (Odoo `mail.tracking.value`).
@@ -550,6 +566,10 @@ pub struct Snapshot {
     pub contract_prices: Vec<ContractPrice>,
     /// Tracked order changes.
     pub changes: Vec<OrderChange>,
+    /// Purchase lines bought for specific sales lines (make-to-order), where the source
+    /// knows it.
+    #[serde(default)]
+    pub supply_links: Vec<SupplyLink>,
     /// Resolved past exceptions.
     pub history: Vec<PastException>,
 }

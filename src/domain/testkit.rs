@@ -145,6 +145,7 @@ impl Kit {
             note: None,
             first_line: first,
             line_count: lines.len() as u32,
+            tax_rate: Decimal::ZERO,
         });
         oi as Ix
     }

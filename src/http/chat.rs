@@ -33,6 +33,9 @@ pub(super) async fn chat(
 ) -> Result<Response, ApiError> {
     let body: ChatBody = serde_json::from_slice(&b)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    // Held by the stream below: the slot frees when the turn's last event is sent or the
+    // client goes away.
+    let slot = s.app.begin_turn(&user).await?;
     let started = s
         .copilot
         .start(
@@ -45,10 +48,10 @@ pub(super) async fn chat(
         )
         .await?;
     let rx = s.copilot.stream(started);
-    let frames = futures_util::stream::unfold(rx, |mut rx| async move {
+    let frames = futures_util::stream::unfold((rx, slot), |(mut rx, slot)| async move {
         rx.recv()
             .await
-            .map(|e| (Ok::<_, Infallible>(Bytes::from(e.to_sse())), rx))
+            .map(|e| (Ok::<_, Infallible>(Bytes::from(e.to_sse())), (rx, slot)))
     });
     let mut resp = Body::from_stream(frames).into_response();
     let h = resp.headers_mut();

@@ -191,10 +191,14 @@ pub(super) async fn exception_facets(State(s): State<AppState>) -> ApiResult {
     }))
 }
 
-pub(super) async fn get_case(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
+pub(super) async fn get_case(
+    State(s): State<AppState>,
+    Extension(user): Extension<User>,
+    Path(id): Path<String>,
+) -> ApiResult {
     let (case, approvals) = s.app.case(&id).await?;
-    let history = s.app.case_history(&id).await?;
-    ok(json!({"case": case, "approvals": approvals, "history": history}))
+    let (scope, history) = s.app.case_history_for(&user, &id).await?;
+    ok(json!({"case": case, "approvals": approvals, "history": history, "history_scope": scope}))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -243,6 +247,8 @@ pub(super) async fn dismiss(
 #[serde(deny_unknown_fields)]
 pub(super) struct ActionRequest {
     recommendation: Option<usize>,
+    /// The exact text sent, for an action that contacts a customer or supplier.
+    message: Option<String>,
 }
 
 pub(super) async fn request_action(
@@ -257,7 +263,10 @@ pub(super) async fn request_action(
             "`recommendation` (the index of the case's recommendation) is required".into(),
         )
     })?;
-    let row = s.app.request_action(&user, &id, idx).await?;
+    let row = s
+        .app
+        .request_action(&user, &id, idx, r.message.as_deref())
+        .await?;
     Ok((StatusCode::CREATED, Json(json!({"approval": row}))).into_response())
 }
 

@@ -29,7 +29,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument;
 
-use crate::app::{App, User};
+use crate::app::limits::RateClass;
+use crate::app::{App, Authenticated, User};
 use crate::copilot::Copilot;
 use error::{ApiError, REQUEST_ID};
 pub use metrics::Metrics;
@@ -144,7 +145,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "post",
         path: "/api/cases/{id}/actions",
-        summary: "Request one of the case's recommended actions (creates an approval request)",
+        summary: "Request one of the case's recommended actions (creates an approval request); `message` is the exact text sent when the action contacts a customer (required) or supplier",
         auth: true,
     },
     RouteDoc {
@@ -162,7 +163,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "post",
         path: "/api/approvals/{id}/approve",
-        summary: "Approve (executes the action exactly once)",
+        summary: "Approve: answers at once (`approved`, or `pending` while more approvers are needed); the server's worker then executes the action exactly once (`executing` → `executed` or `failed`, in `execution` and the case history)",
         auth: true,
     },
     RouteDoc {
@@ -381,22 +382,74 @@ async fn authenticate(
     let path = req.uri().path().to_string();
     let Some(token) = token else {
         state.app.login_failed(ip, &path, "missing token").await;
-        return ApiError::Unauthorized("missing bearer token").into_response();
+        return ApiError::Unauthorized("missing bearer token".into()).into_response();
     };
-    match state.app.authenticate(token).await {
-        Ok(Some(user)) => {
-            req.extensions_mut().insert::<User>(user);
-            next.run(req).await
+    let user = match state.app.authenticate(token).await {
+        Ok(Authenticated::User(user)) => user,
+        Ok(Authenticated::Expired { name, at }) => {
+            state.app.login_failed(ip, &path, "expired token").await;
+            return ApiError::Unauthorized(format!(
+                "the token of {name} expired on {}; ask an administrator for a new one",
+                at.format("%Y-%m-%d %H:%M UTC")
+            ))
+            .into_response();
         }
-        Ok(None) => {
+        Ok(Authenticated::Unknown) => {
             state
                 .app
                 .login_failed(ip, &path, "unknown or revoked token")
                 .await;
-            ApiError::Unauthorized("unknown or revoked token").into_response()
+            return ApiError::Unauthorized("unknown or revoked token".into()).into_response();
         }
-        Err(e) => ApiError::App(e).into_response(),
+        Err(e) => return ApiError::App(e).into_response(),
+    };
+    // Nested under `/api`, the request's own path has lost its prefix; the matched route
+    // has it.
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string());
+    let class = if route.as_deref().unwrap_or(&path) == "/api/chat" {
+        RateClass::Chat
+    } else {
+        RateClass::Api
+    };
+    if let Err(l) = state.app.check_rate(&user, class) {
+        return ApiError::Limited(l).into_response();
     }
+    req.extensions_mut().insert::<User>(user.clone());
+    withhold(&state, &user, next.run(req).await).await
+}
+
+/// Largest JSON answer the data-access filter reads back (every bounded API answer fits).
+const FILTER_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Every JSON answer of `/api/*` passes the one data-access filter for its user
+/// ([`App::withhold`](crate::app::App::withhold)); the chat stream is filtered where its
+/// turn runs, before anything streams.
+async fn withhold(state: &AppState, user: &User, resp: Response) -> Response {
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json || state.app.sees_all(&user.role) {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, FILTER_LIMIT).await else {
+        return ApiError::App(crate::app::AppError::Internal(
+            "an answer was too large to filter".into(),
+        ))
+        .into_response();
+    };
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    state.app.withhold(&user.role, &mut v).await;
+    let out = serde_json::to_vec(&v).unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(out))
 }
 
 /// [`run_with`] and an offline copilot.

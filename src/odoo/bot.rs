@@ -8,7 +8,9 @@
 //! with a 1 s timeout. A worker answers in the same thread, as the bot user: in channels the
 //! bot is a member of, and on a sales order's chatter when the message mentions the bot (the
 //! order is then the context). The author's Odoo login maps to a copilot role
-//! (`[bot] roles`); unknown users get read-only answers (no options to act on).
+//! (`[bot] roles`); unknown users get read-only answers (no options to act on). In a
+//! channel the answer holds only the data classes every member may see (`data_access.toml`),
+//! the members read from Odoo on each answer.
 //!
 //! Answers come from an [`Answerer`]: today [`ExplainAnswerer`] (the core's explanation of
 //! the order); the copilot replaces it without touching the transport.
@@ -44,6 +46,10 @@ pub struct Question {
     pub role: Option<String>,
     /// The author's name in Odoo.
     pub author: String,
+    /// The copilot roles of everyone else who reads the answer (a channel's members;
+    /// unmapped users count as `viewer`); empty on an order's chatter. The answer holds
+    /// only the data classes the author and every one of them may see.
+    pub audience: Vec<String>,
 }
 
 /// Produces the answer (HTML) to a question: [`CopilotAnswerer`] in the server,
@@ -79,7 +85,7 @@ impl Answerer for CopilotAnswerer {
                 conversation_id: None,
                 order: q.order.clone(),
             };
-            match self.copilot.answer(&user, req).await {
+            match self.copilot.answer_for(&user, req, &q.audience).await {
                 Ok(turn) => text_to_html(&turn.answer),
                 Err(e) => text_to_html(&format!("I could not answer that: {e}")),
             }
@@ -133,7 +139,12 @@ impl Answerer for ExplainAnswerer {
             };
             match self.app.explain(order).await {
                 Ok(x) => {
-                    let text = crate::core::explain::render_text(&x);
+                    let mut roles = vec![q.role.clone().unwrap_or_else(|| "viewer".into())];
+                    roles.extend(q.audience.iter().cloned());
+                    let text = self
+                        .app
+                        .withhold_text(&roles, &crate::core::explain::render_text(&x))
+                        .await;
                     let (text, footer) = match &q.role {
                         Some(role) => (
                             text,
@@ -245,6 +256,8 @@ pub struct BotStats {
     pub dropped: AtomicU64,
     /// Answers that failed to post.
     pub failed: AtomicU64,
+    /// Announced messages Odoo does not show the bot (forged or unknown ids).
+    pub unverified: AtomicU64,
 }
 
 struct Seen {
@@ -266,6 +279,7 @@ pub struct Bot {
     channels: Mutex<Option<(Instant, HashSet<i64>)>>,
     last_seen: AtomicI64,
     queue: mpsc::Sender<Incoming>,
+    audit: Option<crate::store::audit::AuditLog>,
     /// Counters.
     pub stats: BotStats,
 }
@@ -273,11 +287,14 @@ pub struct Bot {
 const SEEN_CAPACITY: usize = 10_000;
 
 impl Bot {
-    /// Start the bot over a client logged in as the bot user; spawns its worker.
+    /// Start the bot over a client logged in as the bot user; spawns its worker. Messages
+    /// it refuses to act on (ids Odoo does not show it, payloads that disagree with Odoo)
+    /// are recorded in `audit` when given.
     pub async fn start(
         client: Arc<OdooClient>,
         cfg: config::Bot,
         answerer: Arc<dyn Answerer>,
+        audit: Option<crate::store::audit::AuditLog>,
     ) -> Result<Arc<Bot>, OdooError> {
         let me = client
             .read("res.users", &[client.uid()], &["partner_id", "name"])
@@ -308,6 +325,7 @@ impl Bot {
             channels: Mutex::new(None),
             last_seen: AtomicI64::new(0),
             queue: tx,
+            audit,
             stats: BotStats::default(),
         });
         let weak = Arc::downgrade(&bot);
@@ -454,17 +472,81 @@ impl Bot {
         x
     }
 
-    /// Fill in what the payload lacked (the message may not be committed yet: retry).
-    async fn complete(&self, mut m: Incoming) -> Option<Incoming> {
-        if m.body.is_some() && m.author.is_some() && !m.model.is_empty() {
-            return Some(m);
+    /// The copilot roles of a channel's members other than the bot, read from Odoo each
+    /// time (membership changes); users without a mapped role, partners without a user
+    /// and a channel that cannot be read all count as `viewer`.
+    async fn channel_audience(&self, channel: i64) -> Vec<String> {
+        const VIEWER: &str = "viewer";
+        let members = match self
+            .client
+            .read(
+                self.schema.channel_model(),
+                &[channel],
+                &["channel_partner_ids"],
+            )
+            .await
+        {
+            Ok(rows) => rows
+                .first()
+                .map(|r| wire::ids(wire::get(r, "channel_partner_ids")))
+                .unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %e, channel, "cannot read a channel's members; answering for viewers");
+                return vec![VIEWER.to_string()];
+            }
+        };
+        let members: Vec<i64> = members
+            .into_iter()
+            .filter(|p| *p != self.partner_id)
+            .collect();
+        if members.is_empty() {
+            return Vec::new();
         }
-        for attempt in 0..4 {
+        let users = match self
+            .client
+            .search_read(
+                "res.users",
+                json!([["partner_id", "in", members]]),
+                &["login", "partner_id"],
+                None,
+                0,
+                None,
+            )
+            .await
+        {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(error = %e, channel, "cannot read a channel's users; answering for viewers");
+                return vec![VIEWER.to_string()];
+            }
+        };
+        let mut roles: Vec<String> = members
+            .iter()
+            .map(|p| {
+                users
+                    .iter()
+                    .find(|u| wire::m2o_id(wire::get(u, "partner_id")) == Some(*p))
+                    .and_then(|u| wire::opt_str(wire::get(u, "login")))
+                    .and_then(|login| self.cfg.roles.get(login).cloned())
+                    .unwrap_or_else(|| VIEWER.to_string())
+            })
+            .collect();
+        roles.sort();
+        roles.dedup();
+        roles
+    }
+
+    /// The message as Odoo holds it, read by id with the bot's own credentials: a webhook
+    /// payload is only a hint of which message to look at (whoever knows the URL could
+    /// claim any author or thread). Odoo sends the webhook inside the posting transaction,
+    /// so the message may not be committed yet: retry for a few seconds.
+    async fn read_back(&self, id: i64) -> Option<Incoming> {
+        for attempt in 0..5 {
             if let Ok(rows) = self
                 .client
                 .read(
                     "mail.message",
-                    &[m.id],
+                    &[id],
                     &[
                         "body",
                         "author_id",
@@ -477,18 +559,21 @@ impl Bot {
                 .await
                 && let Some(r) = rows.first()
             {
-                let full = Incoming::from_value(&Value::Object(r.clone()))?;
-                m.body = full.body;
-                m.author = full.author;
-                m.model = full.model;
-                m.res_id = full.res_id;
-                m.record_name = full.record_name.or(m.record_name);
-                m.message_type = full.message_type;
-                return Some(m);
+                return Incoming::from_value(&Value::Object(r.clone()));
             }
             tokio::time::sleep(Duration::from_millis(300 * (attempt + 1))).await;
         }
         None
+    }
+
+    /// Record what the bot refused to act on (when it has an audit log).
+    async fn audit(&self, kind: &str, payload: Value) {
+        if let Some(log) = &self.audit {
+            let ev = crate::store::audit::AuditEvent::new(kind, "odoo-bot", payload);
+            if let Err(e) = log.append(ev).await {
+                tracing::warn!(error = %e, "could not audit a bot event");
+            }
+        }
     }
 
     fn mentions_me(&self, html: &str) -> bool {
@@ -498,11 +583,36 @@ impl Bot {
                 .contains(&format!("@{}", self.name.to_lowercase()))
     }
 
-    async fn handle(&self, m: Incoming) {
-        let Some(m) = self.complete(m).await else {
-            tracing::warn!("a message announced by Odoo could not be read");
+    async fn handle(&self, claimed: Incoming) {
+        let Some(m) = self.read_back(claimed.id).await else {
+            self.stats.unverified.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                message = claimed.id,
+                "a message announced to the bot is not in Odoo (or not readable by the bot): ignored"
+            );
+            self.audit(
+                "bot.message_unverified",
+                json!({"message": claimed.id, "claimed": {"author": claimed.author, "model": claimed.model, "res_id": claimed.res_id}}),
+            )
+            .await;
             return;
         };
+        let differs = claimed.author.is_some_and(|a| Some(a) != m.author)
+            || (!claimed.model.is_empty() && claimed.model != m.model)
+            || (claimed.res_id != 0 && claimed.res_id != m.res_id);
+        if differs {
+            tracing::warn!(
+                message = m.id,
+                "a webhook payload disagreed with Odoo about a message; Odoo's record is used"
+            );
+            self.audit(
+                "bot.payload_mismatch",
+                json!({"message": m.id,
+                       "claimed": {"author": claimed.author, "model": claimed.model, "res_id": claimed.res_id},
+                       "odoo": {"author": m.author, "model": m.model, "res_id": m.res_id}}),
+            )
+            .await;
+        }
         if m.author == Some(self.partner_id) {
             self.stats.own.fetch_add(1, Ordering::Relaxed);
             return;
@@ -536,11 +646,17 @@ impl Bot {
             Some(p) => self.author(p).await,
             None => ("someone".into(), None),
         };
+        let audience = if channel {
+            self.channel_audience(m.res_id).await
+        } else {
+            Vec::new()
+        };
         let q = Question {
             text,
             order,
             role,
             author,
+            audience,
         };
         let answer = self.answerer.answer(&q).await;
         let mut kw = wire::message_post_kwargs(&answer, !channel);

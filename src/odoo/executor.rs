@@ -4,9 +4,24 @@
 //! substitutions, re-sourcing, credit releases) become an activity for the owner with the
 //! exact instructions, plus a note.
 //!
-//! Every execution ends with an internal note on the record carrying the approval id; before
-//! acting, the executor looks for that note, so a retry after a crash does not act twice.
+//! **What is sent is what was approved.** An action that messages a customer or supplier
+//! carries the exact text in the request ([`Action::message`]); the executor posts that
+//! text, escaped, and nothing else. The recommendation's internal purpose goes into the
+//! internal note only. A request without its text (stored before the text was required)
+//! fails before anything is written.
+//!
+//! **Idempotent by request id, before any side effect.** Every message the executor posts
+//! carries a Message-Id made from the request id ([`Marks`]), and the activity's summary
+//! names the request. Before acting, one read finds what already happened for the request:
+//! the starting note, the customer or supplier message, the activity (open, or done), the
+//! finished note; a written field is compared with the approved value. Then the executor
+//! posts the starting note if it is missing, does only what is still missing, and posts
+//! the finished note. A retry after a crash or timeout anywhere in between therefore sends
+//! one message and schedules one activity, however many times it runs.
+//!
 //! The result lists every call with its arguments and Odoo's answer; the app audits it.
+//! Errors say whether a retry may help ([`ExecError::transient`], from
+//! [`OdooError::is_transient`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,8 +31,8 @@ use serde_json::{Map, Value, json};
 
 use super::client::OdooClient;
 use super::config::OdooConfig;
-use super::wire::{self, OdooError};
-use crate::app::source::{BoxFuture, ExecError, Executor};
+use super::wire::{self, OdooError, Record};
+use crate::app::source::{BoxFuture, ExecError, Executor, no_text};
 use crate::core::Action;
 
 /// Executes approved actions against Odoo.
@@ -25,6 +40,85 @@ pub struct OdooExecutor {
     client: Arc<OdooClient>,
     cfg: OdooConfig,
     done: Mutex<HashMap<String, Value>>,
+}
+
+/// The marks one request leaves in Odoo, by which a retry finds what already happened.
+/// The first three are Message-Ids (RFC 5322) given to the messages the executor posts;
+/// the last is the start of the summary of the activity it schedules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marks {
+    /// The internal note posted before the first side effect.
+    pub started: String,
+    /// The customer's or supplier's message.
+    pub message: String,
+    /// The internal note that closes the execution.
+    pub finished: String,
+    /// The activity's summary starts with this (the colon keeps `ap_1` from matching
+    /// `ap_10`).
+    pub activity: String,
+}
+
+impl Marks {
+    /// The marks of request `key` (an approval id: letters, digits, `_`, `-`, `.`).
+    pub fn of(key: &str) -> Result<Marks, ExecError> {
+        let ok = !key.is_empty()
+            && key.len() <= 64
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !ok {
+            return Err(ExecError::permanent(format!(
+                "request id `{}` cannot mark an Odoo record (letters, digits, _ - . only)",
+                wire::truncate(key, 64)
+            )));
+        }
+        Ok(Marks {
+            started: format!("<{key}.started@order-copilot>"),
+            message: format!("<{key}.message@order-copilot>"),
+            finished: format!("<{key}.finished@order-copilot>"),
+            activity: format!("order-copilot {key}:"),
+        })
+    }
+}
+
+/// What Odoo already holds for one request.
+#[derive(Debug, Default)]
+struct Progress {
+    started: bool,
+    message: bool,
+    finished: Option<i64>,
+    activity: bool,
+}
+
+/// The HTML body of a message: the text escaped, blank lines as paragraphs, line breaks
+/// as `<br>`. Only `&`, `<` and `>` are escaped — enough for text nodes, and what Odoo's
+/// sanitizer stores unchanged, so the stored body reads back equal.
+pub fn message_html(text: &str) -> String {
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    text.replace("\r\n", "\n")
+        .split("\n\n")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            format!(
+                "<p>{}</p>",
+                p.lines().map(escape).collect::<Vec<_>>().join("<br>")
+            )
+        })
+        .collect()
+}
+
+fn exec_error(context: &str, e: &OdooError) -> ExecError {
+    let message = format!("{context}: {e}");
+    if e.is_transient() {
+        ExecError::transient(message)
+    } else {
+        ExecError::permanent(message)
+    }
 }
 
 /// Calls made for one execution, kept for the audit.
@@ -49,16 +143,18 @@ impl Trail {
         };
         self.calls.push(entry);
         answer.map_err(|e| {
-            ExecError(format!(
-                "{model}.{method}: {e}; calls so far: {}",
-                Value::Array(self.calls.clone())
-            ))
+            exec_error(
+                &format!(
+                    "{model}.{method} (calls so far: {})",
+                    Value::Array(self.calls.clone())
+                ),
+                &e,
+            )
         })
     }
-}
 
-impl Trail {
-    /// `message_post` of an HTML body on one record (a comment, or an internal note).
+    /// `message_post` of an HTML body on one record (a comment, or an internal note) with
+    /// the Message-Id a retry looks for.
     async fn post(
         &mut self,
         c: &OdooClient,
@@ -66,15 +162,12 @@ impl Trail {
         id: i64,
         html: &str,
         note: bool,
+        message_id: &str,
     ) -> Result<Value, ExecError> {
-        self.call(
-            c,
-            model,
-            "message_post",
-            vec![json!([id])],
-            wire::message_post_kwargs(html, note),
-        )
-        .await
+        let mut kw = wire::message_post_kwargs(html, note);
+        kw.insert("message_id".into(), json!(message_id));
+        self.call(c, model, "message_post", vec![json!([id])], kw)
+            .await
     }
 }
 
@@ -83,11 +176,6 @@ fn kw(pairs: &[(&str, Value)]) -> Map<String, Value> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect()
-}
-
-/// The marker that makes executions idempotent.
-fn marker(key: &str) -> String {
-    format!("order-copilot approval {key}")
 }
 
 impl OdooExecutor {
@@ -100,43 +188,132 @@ impl OdooExecutor {
         }
     }
 
-    async fn find(&self, model: &str, name: &str) -> Result<(i64, Option<i64>), ExecError> {
-        let fields: &[&str] = if model == "sale.order" {
-            &["name", "user_id"]
-        } else {
-            &["name"]
-        };
-        let rows = self
+    async fn read(
+        &self,
+        model: &str,
+        domain: Value,
+        fields: &[&str],
+        all: bool,
+    ) -> Result<Vec<Record>, ExecError> {
+        let mut kw = kw(&[("fields", json!(fields))]);
+        if all {
+            // Archived rows too: an activity type that keeps done activities archives them.
+            kw.insert("context".into(), json!({"active_test": false}));
+        }
+        let v = self
             .client
-            .search_read(
-                model,
-                json!([["name", "=", name]]),
-                fields,
-                None,
-                0,
-                Some(1),
-            )
+            .call(model, "search_read", vec![domain], kw)
             .await
-            .map_err(|e| ExecError(format!("cannot look up {model} {name}: {e}")))?;
-        let r = rows
-            .first()
-            .ok_or_else(|| ExecError(format!("{model} {name} is not in Odoo")))?;
-        Ok((
-            wire::get(r, "id").as_i64().unwrap_or(0),
-            r.get("user_id").and_then(wire::m2o_id),
-        ))
+            .map_err(|e| exec_error(&format!("cannot read {model}"), &e))?;
+        wire::records(v).map_err(|e| exec_error(&format!("cannot read {model}"), &e))
     }
 
-    async fn user_for(&self, role: &str, fallback: Option<i64>) -> i64 {
+    /// The record an action concerns: its model, id and salesperson (for sales orders).
+    async fn record(&self, action: &Action) -> Result<(&'static str, i64, Option<i64>), ExecError> {
+        let (model, name, _) = Self::target(action);
+        let (domain, fields): (Value, &[&str]) = match model {
+            "product.product" => (json!([["default_code", "=", name]]), &["id"]),
+            "sale.order" => (json!([["name", "=", name]]), &["id", "user_id"]),
+            _ => (json!([["name", "=", name]]), &["id"]),
+        };
+        let rows = self.read(model, domain, fields, false).await?;
+        let r = rows
+            .first()
+            .ok_or_else(|| ExecError::permanent(format!("{model} {name} is not in Odoo")))?;
+        let id = wire::get(r, "id")
+            .as_i64()
+            .ok_or_else(|| ExecError::permanent(format!("{model} {name} has no id")))?;
+        Ok((model, id, r.get("user_id").and_then(wire::m2o_id)))
+    }
+
+    /// What already happened for the request on the record.
+    async fn progress(
+        &self,
+        model: &str,
+        id: i64,
+        marks: &Marks,
+        activity: bool,
+    ) -> Result<Progress, ExecError> {
+        let rows = self
+            .read(
+                "mail.message",
+                json!([
+                    ["model", "=", model],
+                    ["res_id", "=", id],
+                    [
+                        "message_id",
+                        "in",
+                        [&marks.started, &marks.message, &marks.finished]
+                    ]
+                ]),
+                &["id", "message_id"],
+                false,
+            )
+            .await?;
+        let mut p = Progress::default();
+        for r in &rows {
+            match wire::get(r, "message_id").as_str() {
+                Some(m) if m == marks.started => p.started = true,
+                Some(m) if m == marks.message => p.message = true,
+                Some(m) if m == marks.finished => p.finished = wire::get(r, "id").as_i64(),
+                _ => {}
+            }
+        }
+        if activity && p.finished.is_none() {
+            let named = |rows: &[Record], field: &str| {
+                rows.iter().any(|r| {
+                    wire::get(r, field)
+                        .as_str()
+                        .is_some_and(|s| s.contains(&marks.activity))
+                })
+            };
+            let open = self
+                .read(
+                    "mail.activity",
+                    json!([
+                        ["res_model", "=", model],
+                        ["res_id", "=", id],
+                        ["summary", "ilike", &marks.activity]
+                    ]),
+                    &["id", "summary"],
+                    true,
+                )
+                .await?;
+            p.activity = named(&open, "summary");
+            if !p.activity {
+                // Marked done already: Odoo deletes it and posts a message naming it.
+                let done = self
+                    .read(
+                        "mail.message",
+                        json!([
+                            ["model", "=", model],
+                            ["res_id", "=", id],
+                            ["mail_activity_type_id", "!=", false],
+                            ["body", "ilike", &marks.activity]
+                        ]),
+                        &["id", "body"],
+                        false,
+                    )
+                    .await?;
+                p.activity = named(&done, "body");
+            }
+        }
+        Ok(p)
+    }
+
+    /// Who gets a role's activity: the login `[actions] role_users` names (when it exists
+    /// in Odoo), else `fallback` (the order's salesperson), else the integration user.
+    async fn user_for(&self, role: &str, fallback: Option<i64>) -> Result<i64, ExecError> {
         if let Some(login) = self.cfg.actions.role_users.get(role)
-            && let Ok(Some(id)) = self
+            && let Some(id) = self
                 .client
                 .first_id("res.users", json!([["login", "=", login]]))
                 .await
+                .map_err(|e| exec_error(&format!("cannot look up the {role}'s user"), &e))?
         {
-            return id;
+            return Ok(id);
         }
-        fallback.unwrap_or(self.client.uid())
+        Ok(fallback.unwrap_or(self.client.uid()))
     }
 
     /// The model, record name and role an action concerns.
@@ -164,7 +341,7 @@ impl OdooExecutor {
         }
     }
 
-    /// What to tell the owner, as plain text.
+    /// What to tell the owner, as plain text (internal: notes and activities only).
     fn instructions(action: &Action) -> String {
         match action {
             Action::Reallocate {
@@ -202,7 +379,9 @@ impl OdooExecutor {
             ),
             Action::ExpeditePurchase {
                 po_ref, supplier, ..
-            } => format!("Ask {supplier} to ship {po_ref} sooner."),
+            } => format!(
+                "Ask {supplier} to ship {po_ref} sooner (the approved message was posted to them)."
+            ),
             Action::ResourcePurchase {
                 product,
                 qty,
@@ -222,8 +401,10 @@ impl OdooExecutor {
                 "Attach the missing documents to {picking}: {}.",
                 documents.join(", ")
             ),
-            Action::ContactCustomer { order, purpose } => {
-                format!("Customer contacted about {order}: {purpose}")
+            Action::ContactCustomer { order, purpose, .. } => {
+                format!(
+                    "Customer contacted about {order} (the approved message); purpose: {purpose}"
+                )
             }
             Action::RouteForApproval { order, role } => {
                 format!("{order} needs a decision by the {role}.")
@@ -231,93 +412,109 @@ impl OdooExecutor {
         }
     }
 
+    /// Whether the action leaves an activity for its owner.
+    fn schedules_activity(action: &Action) -> bool {
+        !matches!(
+            action,
+            Action::Reschedule { .. } | Action::ApplyPrice { .. } | Action::ContactCustomer { .. }
+        )
+    }
+
     async fn run(&self, key: &str, action: &Action) -> Result<Value, ExecError> {
+        let marks = Marks::of(key)?;
+        // The public text is checked before anything is read or written.
+        let public = match (action.sends_message(), action.message()) {
+            (false, _) => None,
+            (true, Some(text)) => Some(message_html(text)),
+            (true, None) => return Err(ExecError::permanent(no_text(action))),
+        };
         let c = &*self.client;
-        let (model, name, role) = Self::target(action);
-        let (model, name) = if model == "product.product" {
-            // Product-level actions land on the order that raised them when there is none
-            // better: the note goes to the product's chatter.
-            let id = c
-                .first_id("product.product", json!([["default_code", "=", name]]))
-                .await?
-                .ok_or_else(|| ExecError(format!("product {name} is not in Odoo")))?;
-            ("product.product", id.to_string())
-        } else {
-            (model, name)
-        };
-        let (id, owner) = if model == "product.product" {
-            (name.parse().unwrap_or(0), None)
-        } else {
-            self.find(model, &name).await?
-        };
-        // Already done? (a retry after a crash)
-        let prior = c
-            .search_read(
-                "mail.message",
-                json!([
-                    ["model", "=", model],
-                    ["res_id", "=", id],
-                    ["body", "ilike", marker(key)]
-                ]),
-                &["id"],
-                None,
-                0,
-                Some(1),
-            )
-            .await
-            .map_err(|e| ExecError(e.to_string()))?;
-        if let Some(m) = prior.first().and_then(|r| wire::get(r, "id").as_i64()) {
-            return Ok(
-                json!({"already_executed": true, "record": format!("{model},{id}"), "message_id": m}),
-            );
+        let (model, id, owner) = self.record(action).await?;
+        let activity = Self::schedules_activity(action);
+        let p = self.progress(model, id, &marks, activity).await?;
+        if let Some(m) = p.finished {
+            return Ok(json!({
+                "already_executed": true, "record": format!("{model},{id}"), "message_id": m,
+            }));
         }
         let mut t = Trail { calls: Vec::new() };
         let text = Self::instructions(action);
-        let deadline = (Utc::now() + Duration::days(1))
-            .format("%Y-%m-%d")
-            .to_string();
-        let mut mode = "activity";
+        if !p.started {
+            let note = format!(
+                "<p><b>order-copilot</b> is carrying out approved request {key}: {}</p>",
+                wire::escape_html(&text)
+            );
+            t.post(c, model, id, &note, true, &marks.started).await?;
+        }
+        crate::app::outbox::crash_point("after_marker");
+        let mut updated = false;
         match action {
             Action::Reschedule { new_date, .. } => {
-                mode = "update";
-                let field = self.cfg.orders.promised_date_field.clone();
-                t.call(
-                    c,
-                    model,
-                    "write",
-                    vec![
-                        json!([id]),
-                        json!({field: wire::format_datetime(*new_date)}),
-                    ],
-                    Map::new(),
-                )
-                .await?;
+                let field = self.cfg.orders.promised_date_field.as_str();
+                let want = json!(wire::format_datetime(*new_date));
+                let now = self
+                    .read(model, json!([["id", "=", id]]), &[field], false)
+                    .await?;
+                if now.first().map(|r| wire::get(r, field)) != Some(&want) {
+                    t.call(
+                        c,
+                        model,
+                        "write",
+                        vec![json!([id]), json!({ field: want })],
+                        Map::new(),
+                    )
+                    .await?;
+                }
+                updated = true;
             }
             Action::ApplyPrice { line, price, .. } => {
-                mode = "update";
-                t.call(c, "sale.order.line", "write", vec![json!([line]), json!({"price_unit": price.to_string().parse::<f64>().unwrap_or(0.0), "discount": 0.0})], Map::new()).await?;
-            }
-            Action::ContactCustomer { purpose, .. } => {
-                mode = "message";
-                let body = format!("<p>{}</p>", wire::escape_html(purpose));
-                t.post(c, model, id, &body, false).await?;
-            }
-            Action::ExpeditePurchase { po_ref, .. } => {
-                mode = "message";
-                let body = format!(
-                    "<p>Please confirm whether {} can be shipped sooner.</p>",
-                    wire::escape_html(po_ref)
-                );
-                t.post(c, model, id, &body, false).await?;
+                let price: f64 = price.to_string().parse().map_err(|_| {
+                    ExecError::permanent(format!("price {price} is not a number Odoo takes"))
+                })?;
+                let now = self
+                    .read(
+                        "sale.order.line",
+                        json!([["id", "=", line]]),
+                        &["price_unit", "discount"],
+                        false,
+                    )
+                    .await?;
+                let r = now.first().ok_or_else(|| {
+                    ExecError::permanent(format!("sale.order.line {line} is not in Odoo"))
+                })?;
+                let same = |f: &str, v: f64| {
+                    wire::get(r, f)
+                        .as_f64()
+                        .is_some_and(|x| (x - v).abs() < 1e-6)
+                };
+                if !(same("price_unit", price) && same("discount", 0.0)) {
+                    t.call(
+                        c,
+                        "sale.order.line",
+                        "write",
+                        vec![json!([line]), json!({"price_unit": price, "discount": 0.0})],
+                        Map::new(),
+                    )
+                    .await?;
+                }
+                updated = true;
             }
             _ => {}
         }
-        if matches!(mode, "activity") || matches!(action, Action::ExpeditePurchase { .. }) {
+        if let Some(body) = &public
+            && !p.message
+        {
+            t.post(c, model, id, body, false, &marks.message).await?;
+        }
+        if activity && !p.activity {
             let route_role = match action {
                 Action::RouteForApproval { role, .. } => role.as_str(),
-                _ => role,
+                _ => Self::target(action).2,
             };
-            let user = self.user_for(route_role, owner).await;
+            let user = self.user_for(route_role, owner).await?;
+            let deadline = (Utc::now() + Duration::days(1))
+                .format("%Y-%m-%d")
+                .to_string();
             t.call(
                 c,
                 model,
@@ -327,7 +524,8 @@ impl OdooExecutor {
                     (
                         "summary",
                         json!(format!(
-                            "order-copilot: {}",
+                            "{} {}",
+                            marks.activity,
                             action.name().replace('_', " ")
                         )),
                     ),
@@ -341,24 +539,23 @@ impl OdooExecutor {
             )
             .await?;
         }
+        crate::app::outbox::crash_point("after_side_effect");
         // The note closes the execution and marks it done.
         let note = format!(
-            "<p><b>order-copilot</b>: {}</p><p><small>{}</small></p>",
+            "<p><b>order-copilot</b>: {}</p><p><small>order-copilot approval {} done</small></p>",
             wire::escape_html(&text),
-            wire::escape_html(&marker(key))
+            wire::escape_html(key)
         );
-        let answer = t
-            .call(
-                c,
-                model,
-                "message_post",
-                vec![json!([id])],
-                wire::message_post_kwargs(&note, true),
-            )
-            .await?;
-        Ok(
-            json!({"mode": mode, "record": format!("{model},{id}"), "message_id": wire::record_id(&answer), "calls": t.calls}),
-        )
+        let answer = t.post(c, model, id, &note, true, &marks.finished).await?;
+        let mode = match (&public, updated) {
+            (Some(_), _) => "message",
+            (None, true) => "update",
+            (None, false) => "activity",
+        };
+        Ok(json!({
+            "mode": mode, "record": format!("{model},{id}"), "message_id": wire::record_id(&answer),
+            "resumed": p.started, "calls": t.calls,
+        }))
     }
 }
 
@@ -387,6 +584,36 @@ impl Executor for OdooExecutor {
 
 impl From<OdooError> for ExecError {
     fn from(e: OdooError) -> Self {
-        ExecError(e.to_string())
+        exec_error("Odoo", &e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_html_escapes_and_keeps_lines() {
+        assert_eq!(
+            message_html("Dear Ann,\n\nS1 <b>ships</b> 3 & 4 June.\nThanks"),
+            "<p>Dear Ann,</p><p>S1 &lt;b&gt;ships&lt;/b&gt; 3 &amp; 4 June.<br>Thanks</p>"
+        );
+        assert_eq!(message_html("a\r\nb"), "<p>a<br>b</p>");
+    }
+
+    #[test]
+    fn marks_name_the_request_and_refuse_odd_ids() {
+        let m = Marks::of("ap_0a1b").ok();
+        assert_eq!(
+            m.as_ref().map(|m| m.started.as_str()),
+            Some("<ap_0a1b.started@order-copilot>")
+        );
+        assert_eq!(
+            m.as_ref().map(|m| m.activity.as_str()),
+            Some("order-copilot ap_0a1b:")
+        );
+        for bad in ["", "ap 1", "ap%", "a>b"] {
+            assert!(Marks::of(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -117,6 +117,9 @@ pub struct Table {
     pub essential: bool,
     /// What is lost when the model cannot be read (for the warning).
     pub affects: &'static str,
+    /// Read by the ids the other tables reference (the domain is then ignored) rather than
+    /// by a domain of its own.
+    pub by_reference: bool,
 }
 
 fn t(
@@ -134,6 +137,7 @@ fn t(
         optional: optional.iter().map(|s| s.to_string()).collect(),
         essential,
         affects,
+        by_reference: false,
     }
 }
 
@@ -162,6 +166,9 @@ pub fn tables(s: Schema, cfg: &OdooConfig, now: DateTime<Utc>) -> Vec<Table> {
             [format!("{prefix}.date_order"), ">=", cutoff]
         ])
     };
+    let payments_from = (now - Duration::days(crate::domain::payments::PAYMENT_WINDOW_DAYS))
+        .format("%Y-%m-%d")
+        .to_string();
     let promised = cfg.orders.promised_date_field.as_str();
     let required_docs = cfg.documents.required_field.as_str();
     let mut line_domain = via("order_id");
@@ -174,7 +181,7 @@ pub fn tables(s: Schema, cfg: &OdooConfig, now: DateTime<Utc>) -> Vec<Table> {
             "res.company",
             json!([]),
             &["name", "currency_id"],
-            &[],
+            &["account_use_credit_limit"],
             true,
             "the currency",
         ),
@@ -218,25 +225,30 @@ pub fn tables(s: Schema, cfg: &OdooConfig, now: DateTime<Utc>) -> Vec<Table> {
             true,
             "stock on hand",
         ),
-        t(
-            "res.partner",
-            json!(["|", ["customer_rank", ">", 0], ["supplier_rank", ">", 0]]),
-            &[
-                "name",
-                "ref",
-                "category_id",
-                "commercial_partner_id",
-                "customer_rank",
-                "supplier_rank",
-                "property_payment_term_id",
-                "lang",
-                "country_code",
-                "email",
-            ],
-            &["credit_limit", "property_product_pricelist"],
-            true,
-            "customers and vendors",
-        ),
+        // Partners are read by reference — the customers of the orders and invoices read,
+        // the vendors of the purchases read, and their companies — not by rank: Odoo raises
+        // `customer_rank` only when an invoice is posted (and `supplier_rank` on a vendor
+        // bill), so a new account's first order has a customer of rank 0.
+        Table {
+            by_reference: true,
+            ..t(
+                "res.partner",
+                json!([]),
+                &[
+                    "name",
+                    "ref",
+                    "category_id",
+                    "commercial_partner_id",
+                    "property_payment_term_id",
+                    "lang",
+                    "country_code",
+                    "email",
+                ],
+                &["credit_limit", "property_product_pricelist"],
+                true,
+                "customers and vendors",
+            )
+        },
         t(
             "res.partner.category",
             json!([]),
@@ -274,6 +286,50 @@ pub fn tables(s: Schema, cfg: &OdooConfig, now: DateTime<Utc>) -> Vec<Table> {
             false,
             "open invoices (credit_hold)",
         ),
+        // Payment history: the receivable lines of customer invoices and credit notes due
+        // in the payment window (or still open), and the reconciliations that settled the
+        // invoices' lines — a payment's date is its partial's `max_date`.
+        t(
+            "account.move.line",
+            json!([
+                "&",
+                "&",
+                "&",
+                ["move_id.move_type", "in", ["out_invoice", "out_refund"]],
+                ["parent_state", "=", "posted"],
+                ["account_type", "=", "asset_receivable"],
+                "|",
+                ["reconciled", "=", false],
+                ["date_maturity", ">=", payments_from]
+            ]),
+            &[
+                "move_id",
+                "partner_id",
+                "date_maturity",
+                "balance",
+                "amount_residual",
+                "matched_credit_ids",
+            ],
+            &[],
+            false,
+            "payment history (credit_hold confidence)",
+        ),
+        t(
+            "account.partial.reconcile",
+            json!([
+                "&",
+                "&",
+                ["debit_move_id.move_id.move_type", "=", "out_invoice"],
+                ["debit_move_id.parent_state", "=", "posted"],
+                "|",
+                ["debit_move_id.reconciled", "=", false],
+                ["debit_move_id.date_maturity", ">=", payments_from]
+            ]),
+            &["debit_move_id", "credit_move_id", "amount", "max_date"],
+            &[],
+            false,
+            "payment history (credit_hold confidence)",
+        ),
         t(
             "purchase.order",
             json!([["state", "in", ["draft", "sent", "to approve", "purchase"]]]),
@@ -307,7 +363,8 @@ pub fn tables(s: Schema, cfg: &OdooConfig, now: DateTime<Utc>) -> Vec<Table> {
                 "qty_received",
                 "date_planned",
             ],
-            &[],
+            // Its receipt moves (purchase_stock), to follow make-to-order links.
+            &["move_ids"],
             false,
             "inbound supply (supplier_delay, stock_shortage)",
         ),
@@ -324,7 +381,7 @@ pub fn tables(s: Schema, cfg: &OdooConfig, now: DateTime<Utc>) -> Vec<Table> {
                 "note",
                 "user_id",
             ],
-            &[promised],
+            &[promised, "pricelist_id", "amount_untaxed", "amount_total"],
             true,
             "orders",
         ),
@@ -355,7 +412,8 @@ pub fn tables(s: Schema, cfg: &OdooConfig, now: DateTime<Utc>) -> Vec<Table> {
                 ["state", "not in", ["draft", "done", "cancel"]]
             ]),
             &["sale_line_id", s.move_reserved_qty()],
-            &[],
+            // The moves it waits for (make-to-order: the purchase's receipt).
+            &["move_orig_ids"],
             false,
             "reservations (allocation_conflict)",
         ),
@@ -407,6 +465,7 @@ pub fn tables(s: Schema, cfg: &OdooConfig, now: DateTime<Utc>) -> Vec<Table> {
                 "pricelist_id",
                 "product_id",
                 "fixed_price",
+                "min_quantity",
                 "date_start",
                 "date_end",
             ],

@@ -60,7 +60,7 @@ pub async fn setup(
         .search_read(
             "res.users",
             json!([["login", "=", bot_login]]),
-            &["partner_id"],
+            &["partner_id", "email"],
             None,
             0,
             Some(1),
@@ -70,6 +70,18 @@ pub async fn setup(
         .first()
         .and_then(|r| wire::m2o_id(wire::get(r, "partner_id")))
         .ok_or_else(|| OdooError::MissingRecord(format!("no Odoo user with login {bot_login}: create the bot user (an internal user with its own API key) first")))?;
+    // Seen on the real 17 and 18: a user without an e-mail address may post in channels
+    // but not on a record's chatter ("Unable to send message, please configure the
+    // sender's email address"), so the bot's answers on orders would all fail.
+    if bot
+        .first()
+        .and_then(|r| wire::opt_str(wire::get(r, "email")))
+        .is_none()
+    {
+        return Err(OdooError::UserError(format!(
+            "the bot user {bot_login} has no e-mail address: Odoo refuses its answers on an order's chatter without one; set it in Settings → Users → {bot_login}, then run setup again"
+        )));
+    }
 
     let name = cfg.bot.channel.as_str();
     let found = admin

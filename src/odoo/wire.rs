@@ -106,8 +106,16 @@ pub fn jsonrpc_result(body: Value) -> Result<Value, OdooError> {
     if let Some(err) = o.remove("error") {
         return Err(error_object(&err));
     }
-    o.remove("result")
-        .ok_or_else(|| OdooError::Decode("the answer has neither result nor error".into()))
+    match o.remove("result") {
+        Some(v) => Ok(v),
+        // Odoo leaves `result` out when the method returned None (seen on the real 17 and
+        // 18 servers, e.g. `stock.quant.action_apply_inventory`): a JSON-RPC answer with
+        // neither is a successful call with nothing to say.
+        None if o.get("jsonrpc").and_then(Value::as_str) == Some("2.0") => Ok(Value::Null),
+        None => Err(OdooError::Decode(
+            "the answer has neither result nor error".into(),
+        )),
+    }
 }
 
 /// The typed error of a JSON-RPC `error` object (`{"code","message","data":{"name","message"}}`).
@@ -340,6 +348,15 @@ mod tests {
             jsonrpc_result(json!({"id":1,"result":false})),
             Ok(json!(false))
         );
+        // A method that returned None (the real server omits `result`).
+        assert_eq!(
+            jsonrpc_result(json!({"jsonrpc":"2.0","id":1})),
+            Ok(Value::Null)
+        );
+        assert!(matches!(
+            jsonrpc_result(json!({"id":1})),
+            Err(OdooError::Decode(_))
+        ));
         assert!(matches!(
             json2_error(
                 404,

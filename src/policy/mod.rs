@@ -11,6 +11,7 @@
 
 pub mod expr;
 pub mod fields;
+pub mod limits;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,6 +33,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "data_access.toml",
         include_str!("../../policies/data_access.toml"),
     ),
+    ("limits.toml", include_str!("../../policies/limits.toml")),
     ("roles.toml", include_str!("../../policies/roles.toml")),
     ("routing.toml", include_str!("../../policies/routing.toml")),
     (
@@ -272,7 +274,7 @@ pub struct Route {
     pub escalate_at_score: Option<u8>,
 }
 
-/// Who may approve one action.
+/// Who may approve one action, and how many of them must.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalRule {
@@ -280,6 +282,63 @@ pub struct ApprovalRule {
     pub roles: Vec<String>,
     /// Hours until a request expires.
     pub expires_hours: u32,
+    /// Whether the person who asked may also approve. Absent means no: an approval is a
+    /// second person's decision unless the policy says otherwise.
+    #[serde(default)]
+    pub requester_may_approve: bool,
+    /// Whether a holder of the case's owner role (the team whose exception it is) may
+    /// approve. Absent means yes.
+    #[serde(default = "yes")]
+    pub case_owner_may_approve: bool,
+    /// Distinct people who must approve (default 1).
+    #[serde(default = "one")]
+    pub approvers: u32,
+    /// More approvers for larger orders: each tier whose `order_value` the request's order
+    /// value exceeds raises the count to its `approvers`.
+    #[serde(default)]
+    pub above: Vec<ApproverTier>,
+}
+
+/// "`approvers` distinct approvers above `order_value`" (`approvals.<action>.above`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproverTier {
+    /// Order value (company currency) above which the tier applies.
+    pub order_value: Decimal,
+    /// Distinct approvers needed then.
+    pub approvers: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Most distinct approvers a policy may ask for.
+pub const MAX_APPROVERS: u32 = 5;
+
+impl ApprovalRule {
+    /// Distinct approvers needed for an order of this value. An unknown value takes the
+    /// highest tier: when in doubt, more eyes.
+    pub fn approvers_for(&self, order_value: Option<Decimal>) -> u32 {
+        self.above
+            .iter()
+            .filter(|t| order_value.is_none_or(|v| v > t.order_value))
+            .map(|t| t.approvers)
+            .fold(self.approvers, u32::max)
+    }
+
+    /// The approver roles left for a case owned by `owner_role`.
+    pub fn roles_for_case(&self, owner_role: Option<&str>) -> Vec<String> {
+        self.roles
+            .iter()
+            .filter(|r| self.case_owner_may_approve || Some(r.as_str()) != owner_role)
+            .cloned()
+            .collect()
+    }
 }
 
 /// Where a custom rule is evaluated.
@@ -364,6 +423,7 @@ struct RawFile {
     rules: Option<Vec<RawRule>>,
     predictions: Option<Predictions>,
     data_access: Option<BTreeMap<String, DataAccessRule>>,
+    limits: Option<limits::Limits>,
 }
 
 /// When a prediction becomes a predicted exception.
@@ -443,9 +503,12 @@ pub struct Policy {
     pub rules: Vec<CustomRule>,
     /// Prediction thresholds; `None` when no file defines them (no predicted exceptions).
     pub predictions: Option<Predictions>,
-    /// Data classes each model provider (`local`, `external`) may receive. A provider the
-    /// files do not name receives none.
+    /// Data classes each model provider (`local`, `external`) may receive, and each role
+    /// may see (keyed by role name). A provider the files do not name receives none.
     pub data_access: BTreeMap<String, DataAccessRule>,
+    /// Request rates, concurrent turns, model tokens per day and token lifetime
+    /// (`limits.toml`; the defaults when no file defines them).
+    pub limits: limits::Limits,
 }
 
 /// The built-in exception kinds that routing must cover.
@@ -528,6 +591,7 @@ impl Policy {
         let mut raw_rules: Vec<(String, RawRule)> = Vec::new();
         let mut predictions: Option<(String, Predictions)> = None;
         let mut data_access: Option<(String, BTreeMap<String, DataAccessRule>)> = None;
+        let mut limits: Option<(String, limits::Limits)> = None;
 
         fn once<T>(
             slot: &mut Option<(String, T)>,
@@ -568,6 +632,7 @@ impl Policy {
             once(&mut approvals, file, "approvals", raw.approvals)?;
             once(&mut predictions, file, "predictions", raw.predictions)?;
             once(&mut data_access, file, "data_access", raw.data_access)?;
+            once(&mut limits, file, "limits", raw.limits)?;
             for r in raw.rules.unwrap_or_default() {
                 raw_rules.push((file.clone(), r));
             }
@@ -814,16 +879,45 @@ impl Policy {
                     "must be positive".into(),
                 ));
             }
+            for (k, n) in std::iter::once((format!("{key}.approvers"), rule.approvers)).chain(
+                rule.above
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (format!("{key}.above[{i}].approvers"), t.approvers)),
+            ) {
+                if !(1..=MAX_APPROVERS).contains(&n) {
+                    return Err(invalid(
+                        &ap_file,
+                        k,
+                        format!("{n} is not between 1 and {MAX_APPROVERS} distinct approvers"),
+                    ));
+                }
+            }
+            if let Some(i) = rule
+                .above
+                .iter()
+                .position(|t| t.order_value < Decimal::ZERO)
+            {
+                return Err(invalid(
+                    &ap_file,
+                    format!("{key}.above[{i}].order_value"),
+                    "must not be negative".into(),
+                ));
+            }
         }
 
-        // Data access: known providers and data classes only.
+        // Data access: known providers, known roles and data classes only.
         let (da_file, data_access) = data_access.unwrap_or_default();
         for (provider, rule) in &data_access {
-            if !PROVIDERS.contains(&provider.as_str()) {
+            if !PROVIDERS.contains(&provider.as_str()) && !roles.contains(provider) {
                 return Err(invalid(
                     &da_file,
                     format!("data_access.{provider}"),
-                    format!("unknown provider (known: {})", PROVIDERS.join(", ")),
+                    format!(
+                        "unknown provider or role (providers: {}; roles: {})",
+                        PROVIDERS.join(", "),
+                        roles.join(", ")
+                    ),
                 ));
             }
             for class in &rule.allow {
@@ -838,6 +932,12 @@ impl Policy {
                     ));
                 }
             }
+        }
+
+        if let Some((file, l)) = &limits
+            && let Some((key, problem)) = l.problem()
+        {
+            return Err(invalid(file, key, problem));
         }
 
         // Custom rules.
@@ -909,6 +1009,28 @@ impl Policy {
             });
         }
 
+        // Separation of duties must leave someone to approve: an action whose case owner may
+        // not approve needs an approver role besides every role that can own a case.
+        let owners: std::collections::BTreeSet<&str> = routing
+            .values()
+            .map(|r| r.owner.as_str())
+            .chain(rules.iter().map(|r| r.route.owner.as_str()))
+            .collect();
+        for (action, rule) in &approvals {
+            if let Some(owner) = owners
+                .iter()
+                .find(|o| rule.roles_for_case(Some(o)).is_empty())
+            {
+                return Err(invalid(
+                    &ap_file,
+                    format!("approvals.{action}.case_owner_may_approve"),
+                    format!(
+                        "no role is left to approve a case owned by {owner}: add an approver role other than {owner}, or allow the case owner"
+                    ),
+                ));
+            }
+        }
+
         let version = hasher
             .finalize()
             .iter()
@@ -928,6 +1050,10 @@ impl Policy {
         if !da_file.is_empty() {
             sources.insert("data_access", da_file);
         }
+        let limits = limits.map(|(file, l)| {
+            sources.insert("limits", file);
+            l
+        });
         Ok(Policy {
             version,
             sources,
@@ -940,6 +1066,7 @@ impl Policy {
             rules,
             predictions,
             data_access,
+            limits: limits.unwrap_or_default(),
         })
     }
 
@@ -948,6 +1075,16 @@ impl Policy {
         self.data_access
             .get(provider)
             .is_some_and(|r| r.allow.iter().any(|c| c == class))
+    }
+
+    /// Whether people holding a role may see a data class. A role the data-access files
+    /// do not name sees every class only when the files name no role at all (a policy
+    /// written before roles had sections); otherwise it sees none.
+    pub fn role_sees(&self, role: &str, class: &str) -> bool {
+        match self.data_access.get(role) {
+            Some(r) => r.allow.iter().any(|c| c == class),
+            None => !self.roles.iter().any(|r| self.data_access.contains_key(r)),
+        }
     }
 
     /// Routing for a built-in kind.
@@ -1182,6 +1319,64 @@ mod tests {
     }
 
     #[test]
+    fn separation_of_duties_defaults_and_tiers() {
+        let p = Policy::embedded().unwrap();
+        for a in [
+            "release_credit_hold",
+            "apply_price",
+            "expedite_purchase",
+            "resource_purchase",
+            "route_for_approval",
+        ] {
+            assert!(!p.approvals[a].requester_may_approve, "{a}");
+        }
+        let hold = &p.approvals["release_credit_hold"];
+        assert_eq!(hold.approvers_for(Some(Decimal::from(5_001))), 2);
+        let price = &p.approvals["apply_price"];
+        assert_eq!(price.approvers_for(Some(Decimal::from(1_000))), 1);
+        assert_eq!(price.approvers_for(Some(Decimal::from(50_000))), 1);
+        assert_eq!(price.approvers_for(Some(Decimal::from(50_001))), 2);
+        assert_eq!(price.approvers_for(None), 2, "unknown value: more eyes");
+        // Absent keys: the requester may not approve, one approver, owner allowed.
+        let files = with_replaced(
+            "approvals.toml",
+            "[approvals.transfer]\nroles = [\"planner\"]\nexpires_hours = 24\nrequester_may_approve = true",
+            "[approvals.transfer]\nroles = [\"planner\"]\nexpires_hours = 24",
+        );
+        let t = &Policy::from_files(&files).unwrap().approvals["transfer"];
+        assert!(!t.requester_may_approve && t.case_owner_may_approve && t.approvers == 1);
+    }
+
+    #[test]
+    fn policy_without_an_approver_left_is_rejected() {
+        // Finance owns credit holds; if the owner may not approve and finance is the only
+        // approver role, nobody could ever release a hold.
+        let e = Policy::from_files(&with_replaced(
+            "approvals.toml",
+            "roles = [\"finance\"]\nexpires_hours = 8",
+            "roles = [\"finance\"]\nexpires_hours = 8\ncase_owner_may_approve = false",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("approvals.release_credit_hold.case_owner_may_approve")
+                && e.contains("no role is left to approve a case owned by finance"),
+            "{e}"
+        );
+        let e = Policy::from_files(&with_replaced(
+            "approvals.toml",
+            "above = [{ order_value = 5000, approvers = 2 }]",
+            "above = [{ order_value = 5000, approvers = 0 }]",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("approvals.release_credit_hold.above[0].approvers"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn missing_action_is_named() {
         let e = Policy::from_files(&with_replaced(
             "approvals.toml",
@@ -1192,6 +1387,74 @@ mod tests {
         .to_string();
         assert!(
             e.contains("approvals.transfer") && e.contains("missing"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn limits_default_when_absent_and_reject_impossible_rates() {
+        let p = Policy::embedded().unwrap();
+        assert_eq!(p.sources["limits"], "limits.toml");
+        assert_eq!(p.limits.concurrent_turns, 2);
+        let without: Vec<(String, String)> = EMBEDDED
+            .iter()
+            .filter(|(n, _)| *n != "limits.toml")
+            .map(|(n, c)| (n.to_string(), c.to_string()))
+            .collect();
+        let p = Policy::from_files(&without).unwrap();
+        assert_eq!(p.limits, limits::Limits::default());
+        let e = Policy::from_files(&with_replaced(
+            "limits.toml",
+            "chat = { per_minute = 20, burst = 5 }",
+            "chat = { per_minute = 0, burst = 5 }",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("limits.toml") && e.contains("limits.chat.per_minute"),
+            "{e}"
+        );
+        let e = Policy::from_files(&with_replaced(
+            "limits.toml",
+            "concurrent_turns = 2",
+            "concurrent_turns = -1",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("limits.toml") && e.contains("concurrent_turns"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn data_access_names_known_roles_and_classes_only() {
+        let p = Policy::embedded().unwrap();
+        assert!(!p.role_sees("viewer", "credit_payment"));
+        assert!(!p.role_sees("viewer", "costs_margins"));
+        assert!(p.role_sees("viewer", "personal_contact"));
+        assert!(!p.role_sees("service_rep", "costs_margins"));
+        assert!(p.role_sees("finance", "credit_payment"));
+        let e = Policy::from_files(&with_replaced(
+            "data_access.toml",
+            "[data_access.viewer]",
+            "[data_access.viewr]",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("data_access.viewr") && e.contains("unknown provider or role"),
+            "{e}"
+        );
+        let e = Policy::from_files(&with_replaced(
+            "data_access.toml",
+            "[data_access.viewer]\nallow = [\"personal_contact\"]",
+            "[data_access.viewer]\nallow = [\"margins\"]",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("data_access.viewer.allow") && e.contains("unknown data class `margins`"),
             "{e}"
         );
     }

@@ -76,6 +76,7 @@ fn expedite(
             po_ref: b.po_ref.clone(),
             line: b.id,
             supplier: supplier.to_string(),
+            message: None,
         },
         summary,
         vec!["expedited freight costs more".to_string()],
@@ -113,6 +114,13 @@ pub fn append(
             }
             Kind::SupplierDelay => {
                 purchases.insert((e.order_ref.clone(), e.product.clone()));
+                // On a sales line (the line waits for a purchase planned too late): the
+                // line is already known to be late.
+                if e.line.is_some()
+                    && let Some(l) = e.line_id
+                {
+                    lines.insert(l);
+                }
             }
             Kind::CreditHold => {
                 held.insert(e.customer.clone());
@@ -278,6 +286,7 @@ fn late_line(
                 product.sku,
                 need.format("%Y-%m-%d")
             ),
+            message: None,
         },
         "Warn the customer early that the delivery may slip".to_string(),
         vec!["the delay is a prediction; it may not happen".to_string()],
@@ -428,6 +437,7 @@ fn credit(
             order: o.name.clone(),
             purpose: "remind the customer of the invoices falling due and agree a payment date"
                 .to_string(),
+            message: None,
         },
         format!(
             "Call {} about payment before their orders are blocked",
@@ -486,6 +496,7 @@ fn change(
         Action::ContactCustomer {
             order: o.name.clone(),
             purpose: "confirm quantities and dates before the order is picked".to_string(),
+            message: None,
         },
         "Confirm the order with the buyer before picking".to_string(),
         vec!["one more contact with the customer; saves re-picking if they change it".to_string()],

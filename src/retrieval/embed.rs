@@ -305,6 +305,40 @@ impl Embedder for HttpEmbedder {
     }
 }
 
+/// What an embedder outside the machine may receive: the texts, filtered.
+pub type Scrub = Arc<dyn Fn(Vec<String>) -> BoxFuture<'static, Vec<String>> + Send + Sync>;
+
+/// An embedder whose inputs pass a filter first (documents and queries alike): the
+/// data-access policy for an endpoint that is not on this machine.
+pub struct ScrubbingEmbedder {
+    inner: Arc<dyn Embedder>,
+    scrub: Scrub,
+}
+
+impl ScrubbingEmbedder {
+    /// `inner` sees only what `scrub` returns.
+    pub fn new(inner: Arc<dyn Embedder>, scrub: Scrub) -> ScrubbingEmbedder {
+        ScrubbingEmbedder { inner, scrub }
+    }
+}
+
+impl Embedder for ScrubbingEmbedder {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    fn embed<'a>(&'a self, texts: &'a [String]) -> BoxFuture<'a, anyhow::Result<Vec<Vec<f32>>>> {
+        Box::pin(async move {
+            let texts = (self.scrub)(texts.to_vec()).await;
+            self.inner.embed(&texts).await
+        })
+    }
+}
+
 /// Scale to unit length (a zero vector stays zero).
 pub fn normalise(mut v: Vec<f32>) -> Vec<f32> {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();

@@ -21,6 +21,8 @@ use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use super::audit_key::Key;
+use super::changes::{self, Applied, Change};
 use super::chat::{ConversationRow, TurnRow};
 use super::{Backend, Store, StoreError};
 
@@ -91,53 +93,82 @@ pub struct AuditRecord {
     pub event: AuditEvent,
     /// Hash of the previous row.
     pub prev_hash: String,
-    /// Hash of this row.
+    /// Hash of this row: an HMAC under the audit key `key_id`, or a plain SHA-256 for a
+    /// row from before the chain was keyed.
     pub hash: String,
+    /// Which audit key signed the row (`None`: unkeyed legacy row).
+    #[serde(default)]
+    pub key_id: Option<String>,
 }
 
-fn field(h: &mut Sha256, bytes: &[u8]) {
-    h.update((bytes.len() as u64).to_be_bytes());
-    h.update(bytes);
+fn field(h: &mut dyn FnMut(&[u8]), bytes: &[u8]) {
+    h(&(bytes.len() as u64).to_be_bytes());
+    h(bytes);
 }
 
-fn opt(h: &mut Sha256, v: &Option<String>) {
+fn opt(h: &mut dyn FnMut(&[u8]), v: &Option<String>) {
     match v {
         Some(s) => {
-            h.update([1]);
+            h(&[1]);
             field(h, s.as_bytes());
         }
-        None => h.update([0]),
+        None => h(&[0]),
     }
 }
 
-fn opt_i(h: &mut Sha256, v: Option<i64>) {
+fn opt_i(h: &mut dyn FnMut(&[u8]), v: Option<i64>) {
     match v {
         Some(i) => {
-            h.update([1]);
-            h.update(i.to_be_bytes());
+            h(&[1]);
+            h(&i.to_be_bytes());
         }
-        None => h.update([0]),
+        None => h(&[0]),
     }
 }
 
-/// The hash of a row: every field length-prefixed, so no two rows hash alike by shifting
-/// bytes between fields.
+/// Feed a row's fields to a hash: every field length-prefixed, so no two rows hash alike
+/// by shifting bytes between fields.
+fn encode(
+    h: &mut dyn FnMut(&[u8]),
+    seq: i64,
+    at: i64,
+    e: &AuditEvent,
+    payload: &str,
+    prev_hash: &str,
+) {
+    h(&seq.to_be_bytes());
+    h(&at.to_be_bytes());
+    field(h, e.kind.as_bytes());
+    field(h, e.actor.as_bytes());
+    opt(h, &e.conversation_id);
+    opt(h, &e.case_id);
+    opt(h, &e.model);
+    opt_i(h, e.prompt_tokens);
+    opt_i(h, e.completion_tokens);
+    opt_i(h, e.latency_ms);
+    opt(h, &e.policy_version);
+    field(h, payload.as_bytes());
+    field(h, prev_hash.as_bytes());
+}
+
+/// The unkeyed hash of a row (SHA-256): how rows were signed before the chain was keyed,
+/// and all anyone without the key can compute.
 pub fn row_hash(seq: i64, at: i64, e: &AuditEvent, payload: &str, prev_hash: &str) -> String {
     let mut h = Sha256::new();
-    h.update(seq.to_be_bytes());
-    h.update(at.to_be_bytes());
-    field(&mut h, e.kind.as_bytes());
-    field(&mut h, e.actor.as_bytes());
-    opt(&mut h, &e.conversation_id);
-    opt(&mut h, &e.case_id);
-    opt(&mut h, &e.model);
-    opt_i(&mut h, e.prompt_tokens);
-    opt_i(&mut h, e.completion_tokens);
-    opt_i(&mut h, e.latency_ms);
-    opt(&mut h, &e.policy_version);
-    field(&mut h, payload.as_bytes());
-    field(&mut h, prev_hash.as_bytes());
+    encode(&mut |b: &[u8]| h.update(b), seq, at, e, payload, prev_hash);
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The keyed hash of a row: an HMAC-SHA-256 under an audit key.
+pub fn row_mac(
+    key: &Key,
+    seq: i64,
+    at: i64,
+    e: &AuditEvent,
+    payload: &str,
+    prev_hash: &str,
+) -> String {
+    key.mac(|f| encode(f, seq, at, e, payload, prev_hash))
 }
 
 /// Keys whose values never enter the log.
@@ -185,10 +216,15 @@ pub struct TurnWrite {
     pub turn: TurnRow,
 }
 
-/// Events to append, with a turn to store beside them.
+/// The events a state change produces, given what it did (none when it did nothing).
+pub type ChangeEvents = Box<dyn FnOnce(Applied) -> Vec<AuditEvent> + Send>;
+
+/// Events to append, with a turn to store beside them, or a state change whose events
+/// they are.
 struct Entry {
     events: Vec<AuditEvent>,
     turn: Option<TurnWrite>,
+    change: Option<(Change, ChangeEvents)>,
 }
 
 /// What an entry got once its batch committed.
@@ -200,6 +236,9 @@ pub struct Written {
     /// stored (another turn of the conversation took its number) fails alone: its events
     /// and the rest of the batch are still written.
     pub turn: Result<(), String>,
+    /// What the state change did (`Ok(Applied::Yes)` without one). A change that fails, or
+    /// whose events fail, is rolled back with its events, alone.
+    pub change: Result<Applied, String>,
 }
 
 type Pending = (Entry, oneshot::Sender<Result<Written, String>>);
@@ -261,14 +300,42 @@ impl AuditLog {
         self.submit(events, Some(turn)).await
     }
 
+    /// Apply a state change and append the events it produces in one transaction:
+    /// both are stored, or neither. `events` sees what the change did (a lost
+    /// compare-and-set usually produces none). Returns what it did and the events' seqs.
+    pub async fn commit(
+        &self,
+        change: Change,
+        events: impl FnOnce(Applied) -> Vec<AuditEvent> + Send + 'static,
+    ) -> Result<(Applied, Vec<i64>), AuditError> {
+        let w = self
+            .send(Entry {
+                events: Vec::new(),
+                turn: None,
+                change: Some((change, Box::new(events))),
+            })
+            .await?;
+        let applied = w.change.map_err(AuditError::Write)?;
+        Ok((applied, w.seqs))
+    }
+
     async fn submit(
         &self,
         events: Vec<AuditEvent>,
         turn: Option<TurnWrite>,
     ) -> Result<Written, AuditError> {
+        self.send(Entry {
+            events,
+            turn,
+            change: None,
+        })
+        .await
+    }
+
+    async fn send(&self, entry: Entry) -> Result<Written, AuditError> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send((Entry { events, turn }, ack))
+            .send((entry, ack))
             .await
             .map_err(|_| AuditError::Closed)?;
         match done.await {
@@ -332,6 +399,9 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Pending>, mut closed: onesh
             }
         }
     }
+    if let Err(e) = checkpoint_now(&store).await {
+        tracing::error!(error = %e, "audit checkpoint not written");
+    }
 }
 
 fn now_micros() -> i64 {
@@ -340,8 +410,32 @@ fn now_micros() -> i64 {
 
 /// Write events in one transaction, chained to the current head. Returns their seqs.
 pub async fn write_batch(store: &Store, events: Vec<AuditEvent>) -> Result<Vec<i64>, StoreError> {
-    let mut written = write_entries(store, vec![Entry { events, turn: None }]).await?;
+    let entry = Entry {
+        events,
+        turn: None,
+        change: None,
+    };
+    let mut written = write_entries(store, vec![entry]).await?;
     Ok(written.pop().map(|w| w.seqs).unwrap_or_default())
+}
+
+/// [`AuditLog::commit`] without the writer task (the CLI, which owns the store alone).
+pub async fn commit_with(
+    store: &Store,
+    change: Change,
+    events: impl FnOnce(Applied) -> Vec<AuditEvent> + Send + 'static,
+) -> Result<Applied, StoreError> {
+    let entry = Entry {
+        events: Vec::new(),
+        turn: None,
+        change: Some((change, Box::new(events))),
+    };
+    let w = write_entries(store, vec![entry]).await?;
+    match w.into_iter().next().map(|w| w.change) {
+        Some(Ok(a)) => Ok(a),
+        Some(Err(e)) => Err(super::corrupt("audited change", e)),
+        None => Err(super::corrupt("audited change", "not written")),
+    }
 }
 
 /// Write entries in one transaction: their events chained to the current head, in order,
@@ -353,47 +447,86 @@ async fn write_entries(store: &Store, entries: Vec<Entry>) -> Result<Vec<Written
         sqlx::query("SELECT pg_advisory_xact_lock(726354)")
             .execute(&mut *tx)
             .await?;
-    }
-    let head = sqlx::query("SELECT seq, hash, at FROM audit ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *tx)
-        .await?;
-    let (mut seq, mut prev, last_at): (i64, String, i64) = match head {
-        Some(r) => (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?),
-        None => (0, GENESIS.to_string(), 0),
-    };
-    // Time never runs backwards along the chain, even if the clock does.
-    let at = now_micros().max(last_at);
-    let mut out = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let mut seqs = Vec::with_capacity(entry.events.len());
-        for mut e in entry.events {
-            redact(&mut e.payload);
-            seq += 1;
-            let payload = e.payload.to_string();
-            let hash = row_hash(seq, at, &e, &payload, &prev);
-            sqlx::query(
-                "INSERT INTO audit (seq, at, kind, actor, conversation_id, case_id, model, prompt_tokens, completion_tokens, latency_ms, policy_version, payload, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-            )
-            .bind(seq)
-            .bind(at)
-            .bind(&e.kind)
-            .bind(&e.actor)
-            .bind(e.conversation_id.as_deref())
-            .bind(e.case_id.as_deref())
-            .bind(e.model.as_deref())
-            .bind(e.prompt_tokens)
-            .bind(e.completion_tokens)
-            .bind(e.latency_ms)
-            .bind(e.policy_version.as_deref())
-            .bind(&payload)
-            .bind(&prev)
-            .bind(&hash)
+    } else {
+        // Take SQLite's write lock before reading the head: a transaction that reads first
+        // and writes later fails at once if another connection wrote in between.
+        sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
             .execute(&mut *tx)
             .await?;
-            prev = hash;
-            seqs.push(seq);
-        }
+    }
+    let head = sqlx::query("SELECT seq, hash, at, key_id FROM audit ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *tx)
+        .await?;
+    let (seq0, prev0, last_at, head_key): (i64, String, i64, Option<String>) = match head {
+        Some(r) => (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?),
+        None => (0, GENESIS.to_string(), 0, None),
+    };
+    let keys = store.audit_keys();
+    if let Some(k) = head_key.as_deref().filter(|k| keys.get(k).is_none()) {
+        return Err(StoreError::AuditKey(format!(
+            "the audit chain's last row is signed with key {k}, but this process has key {} (and no retired key {k}): give every process on this database the same AUDIT_KEY (or the same audit.key file); rotate keys with `order-copilot audit rotate-key`",
+            keys.current.id
+        )));
+    }
+    let mut chain = Chain {
+        seq: seq0,
+        prev: prev0,
+        // Time never runs backwards along the chain, even if the clock does.
+        at: now_micros().max(last_at),
+        key: keys.current.clone(),
+    };
+    if seq0 > 0 && head_key.as_deref() != Some(keys.current.id.as_str()) {
+        // The chain so far is unkeyed (a log from before keying) or signed with a retired
+        // key: the new key takes over here, with an audited event that chains to (and so
+        // anchors) the rows before it.
+        let from = head_key.unwrap_or_else(|| "unkeyed".into());
+        let rotated = AuditEvent::new(
+            "audit.key_rotated",
+            "system",
+            serde_json::json!({"from": from, "to": keys.current.id, "rows_before": seq0}),
+        );
+        insert_events(&mut tx, &mut chain, vec![rotated]).await?;
+    }
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let (seqs, change) = match entry.change {
+            None => (
+                insert_events(&mut tx, &mut chain, entry.events).await?,
+                Ok(Applied::Yes),
+            ),
+            Some((change, events)) => {
+                // The change and its events stand or fall together, apart from the batch.
+                sqlx::query("SAVEPOINT change_write")
+                    .execute(&mut *tx)
+                    .await?;
+                let before = chain.clone();
+                let r = async {
+                    let applied = changes::apply(&mut tx, &change).await?;
+                    let seqs = insert_events(&mut tx, &mut chain, events(applied)).await?;
+                    Ok::<_, StoreError>((applied, seqs))
+                }
+                .await;
+                match r {
+                    Ok((applied, seqs)) => {
+                        sqlx::query("RELEASE SAVEPOINT change_write")
+                            .execute(&mut *tx)
+                            .await?;
+                        (seqs, Ok(applied))
+                    }
+                    Err(e) => {
+                        sqlx::query("ROLLBACK TO SAVEPOINT change_write")
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query("RELEASE SAVEPOINT change_write")
+                            .execute(&mut *tx)
+                            .await?;
+                        chain = before;
+                        tracing::error!(error = %e, "audited change rolled back");
+                        (Vec::new(), Err(e.to_string()))
+                    }
+                }
+            }
+        };
         let turn = match &entry.turn {
             None => Ok(()),
             Some(w) => {
@@ -419,20 +552,83 @@ async fn write_entries(store: &Store, entries: Vec<Entry>) -> Result<Vec<Written
                 }
             }
         };
-        out.push(Written { seqs, turn });
+        out.push(Written { seqs, turn, change });
     }
     sqlx::query(
         "INSERT INTO audit_head (id, seq, hash) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
     )
-    .bind(seq)
-    .bind(&prev)
+    .bind(chain.seq)
+    .bind(&chain.prev)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    if let Err(e) = keys.checkpoint(chain.seq, &chain.prev, false) {
+        tracing::error!(error = %e, "audit checkpoint not written");
+    }
     Ok(out)
 }
 
-const COLUMNS: &str = "seq, at, kind, actor, conversation_id, case_id, model, prompt_tokens, completion_tokens, latency_ms, policy_version, payload, prev_hash, hash";
+/// Append a checkpoint of the chain's head now.
+pub async fn checkpoint_now(store: &Store) -> Result<(), StoreError> {
+    let head = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(store.pool())
+        .await?;
+    if let Some(r) = head {
+        let (seq, hash): (i64, String) = (r.try_get(0)?, r.try_get(1)?);
+        store.audit_keys().checkpoint(seq, &hash, true)?;
+    }
+    Ok(())
+}
+
+/// Where the chain stands while a batch extends it.
+#[derive(Clone)]
+struct Chain {
+    seq: i64,
+    prev: String,
+    at: i64,
+    key: Key,
+}
+
+/// Insert events at the end of the chain; returns their seqs.
+async fn insert_events(
+    conn: &mut sqlx::AnyConnection,
+    chain: &mut Chain,
+    events: Vec<AuditEvent>,
+) -> Result<Vec<i64>, StoreError> {
+    let mut seqs = Vec::with_capacity(events.len());
+    for mut e in events {
+        redact(&mut e.payload);
+        chain.seq += 1;
+        let payload = e.payload.to_string();
+        let hash = row_mac(&chain.key, chain.seq, chain.at, &e, &payload, &chain.prev);
+        sqlx::query(
+            "INSERT INTO audit (seq, at, kind, actor, conversation_id, case_id, model, prompt_tokens, completion_tokens, latency_ms, policy_version, payload, prev_hash, hash, key_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(chain.seq)
+        .bind(chain.at)
+        .bind(&e.kind)
+        .bind(&e.actor)
+        .bind(e.conversation_id.as_deref())
+        .bind(e.case_id.as_deref())
+        .bind(e.model.as_deref())
+        .bind(e.prompt_tokens)
+        .bind(e.completion_tokens)
+        .bind(e.latency_ms)
+        .bind(e.policy_version.as_deref())
+        .bind(&payload)
+        .bind(&chain.prev)
+        .bind(&hash)
+        .bind(&chain.key.id)
+        .execute(&mut *conn)
+        .await?;
+        chain.prev = hash;
+        seqs.push(chain.seq);
+    }
+    Ok(seqs)
+}
+
+const COLUMNS: &str = "seq, at, kind, actor, conversation_id, case_id, model, prompt_tokens, completion_tokens, latency_ms, policy_version, payload, prev_hash, hash, key_id";
 
 fn record(r: &sqlx::any::AnyRow) -> Result<(AuditRecord, String), StoreError> {
     let payload: String = r.try_get(11)?;
@@ -456,6 +652,7 @@ fn record(r: &sqlx::any::AnyRow) -> Result<(AuditRecord, String), StoreError> {
             },
             prev_hash: r.try_get(12)?,
             hash: r.try_get(13)?,
+            key_id: r.try_get(14)?,
         },
         payload,
     ))
@@ -468,6 +665,12 @@ pub struct Verification {
     pub rows: i64,
     /// The first bad row's sequence number and what is wrong with it, if any.
     pub first_bad: Option<(i64, String)>,
+    /// Rows from before the chain was keyed (plain SHA-256), at its start. They verify
+    /// as a chain, and the first keyed row anchors them, but someone who could write the
+    /// database then could have rewritten them.
+    pub legacy_rows: i64,
+    /// Checkpoints outside the database the chain was checked against.
+    pub checkpoints: usize,
 }
 
 impl Verification {
@@ -477,21 +680,85 @@ impl Verification {
     }
 }
 
-/// Walk the whole chain in order and check every link and hash.
+/// Why a row's hash does not check.
+fn hash_problem(
+    keys: &super::audit_key::AuditKeys,
+    rec: &AuditRecord,
+    payload: &str,
+    keyed_from: Option<i64>,
+) -> Option<String> {
+    let plain = row_hash(rec.seq, rec.at, &rec.event, payload, &rec.prev_hash);
+    match &rec.key_id {
+        None => match keyed_from {
+            Some(first) => Some(format!(
+                "is unkeyed, but the keyed chain began at row {first}: the chain was recomputed without the key"
+            )),
+            None if plain != rec.hash => {
+                Some("content does not match its hash (the row was edited)".into())
+            }
+            None => None,
+        },
+        Some(id) => {
+            let Some(key) = keys.get(id) else {
+                return Some(format!(
+                    "is signed with key {id}, which this installation does not have (a retired key file is missing, or the row was forged)"
+                ));
+            };
+            if row_mac(key, rec.seq, rec.at, &rec.event, payload, &rec.prev_hash) == rec.hash {
+                None
+            } else if plain == rec.hash {
+                Some("carries a plain SHA-256 where its keyed hash belongs: the chain was recomputed without the key".into())
+            } else {
+                Some("content does not match its keyed hash (the row was edited)".into())
+            }
+        }
+    }
+}
+
+/// Walk the whole chain in order and check every link and hash (keyed rows under their
+/// key, the unkeyed prefix of an upgraded log as legacy), then the chain head kept in the
+/// database and the checkpoints kept outside it.
 pub async fn verify(
     store: &Store,
     mut progress: impl FnMut(i64),
 ) -> Result<Verification, StoreError> {
+    let keys = store.audit_keys();
+    let checkpoints = keys.checkpoints();
+    let mut result = Verification {
+        rows: 0,
+        first_bad: None,
+        legacy_rows: 0,
+        checkpoints: checkpoints.as_ref().map(Vec::len).unwrap_or(0),
+    };
+    let checkpoints = match checkpoints {
+        Ok(c) => c,
+        Err(why) => {
+            result.first_bad = Some((0, why));
+            return Ok(result);
+        }
+    };
+    let at_seq: std::collections::HashMap<i64, &super::audit_key::Checkpoint> =
+        checkpoints.iter().map(|c| (c.seq, c)).collect();
+    // The head is read once, after the checkpoints and before the rows: rows appended
+    // while verifying (a live server, other replicas) are after it and not checked, instead
+    // of looking like a head that ran ahead of the rows read.
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_optional(store.pool())
+        .await?
+        .map(|h| Ok::<_, StoreError>((h.try_get::<i64, _>(0)?, h.try_get::<String, _>(1)?)))
+        .transpose()?;
+    let until = head.as_ref().map(|h| h.0).unwrap_or(i64::MAX);
     let mut expected_seq = 1i64;
     let mut prev = GENESIS.to_string();
     let mut last_at = i64::MIN;
-    let mut rows = 0i64;
+    let mut keyed_from: Option<i64> = None;
     let page = 5_000i64;
     loop {
         let batch = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM audit WHERE seq >= $1 ORDER BY seq LIMIT {page}"
+            "SELECT {COLUMNS} FROM audit WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT {page}"
         )))
         .bind(expected_seq)
+        .bind(until)
         .fetch_all(store.pool())
         .await?;
         if batch.is_empty() {
@@ -499,61 +766,79 @@ pub async fn verify(
         }
         for r in &batch {
             let (rec, payload) = record(r)?;
-            rows += 1;
-            let bad = |why: String| {
-                Ok(Verification {
-                    rows,
-                    first_bad: Some((rec.seq, why)),
-                })
+            result.rows += 1;
+            let why = if rec.seq != expected_seq {
+                result.first_bad = Some((
+                    expected_seq,
+                    format!(
+                        "row {expected_seq} is missing (row {} follows {})",
+                        rec.seq,
+                        expected_seq - 1
+                    ),
+                ));
+                return Ok(result);
+            } else if rec.prev_hash != prev {
+                Some("does not chain to the row before it (a row was removed, inserted or reordered)".to_string())
+            } else if rec.at < last_at {
+                Some("is timestamped before the row before it (reordered)".to_string())
+            } else {
+                hash_problem(keys, &rec, &payload, keyed_from)
             };
-            if rec.seq != expected_seq {
-                return Ok(Verification {
-                    rows,
-                    first_bad: Some((
-                        expected_seq,
-                        format!(
-                            "row {expected_seq} is missing (row {} follows {})",
-                            rec.seq,
-                            expected_seq - 1
-                        ),
-                    )),
-                });
+            let why = why.or_else(|| {
+                at_seq.get(&rec.seq).filter(|c| c.hash != rec.hash).map(|c| {
+                    format!(
+                        "differs from the checkpoint written at {} (outside the database): the chain was rewritten up to here",
+                        fmt_time(c.at)
+                    )
+                })
+            });
+            if let Some(why) = why {
+                result.first_bad = Some((rec.seq, why));
+                return Ok(result);
             }
-            if rec.prev_hash != prev {
-                return bad("does not chain to the row before it (a row was removed, inserted or reordered)".into());
-            }
-            if rec.at < last_at {
-                return bad("is timestamped before the row before it (reordered)".into());
-            }
-            let hash = row_hash(rec.seq, rec.at, &rec.event, &payload, &rec.prev_hash);
-            if hash != rec.hash {
-                return bad("content does not match its hash (the row was edited)".into());
+            match rec.key_id {
+                Some(_) if keyed_from.is_none() => keyed_from = Some(rec.seq),
+                None => result.legacy_rows += 1,
+                Some(_) => {}
             }
             prev = rec.hash;
             last_at = rec.at;
             expected_seq += 1;
         }
-        progress(rows);
+        progress(result.rows);
     }
-    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-        .fetch_optional(store.pool())
-        .await?;
-    if let Some(h) = head {
-        let (seq, hash): (i64, String) = (h.try_get(0)?, h.try_get(1)?);
-        if seq != expected_seq - 1 || hash != prev {
-            return Ok(Verification {
-                rows,
-                first_bad: Some((
-                    expected_seq,
-                    format!("rows {expected_seq}..={seq} are missing from the end of the log"),
-                )),
-            });
-        }
+    let last = expected_seq - 1;
+    if let Some((seq, hash)) = head
+        && (seq != last || hash != prev)
+    {
+        result.first_bad = Some((
+            expected_seq,
+            format!("rows {expected_seq}..={seq} are missing from the end of the log"),
+        ));
+        return Ok(result);
     }
-    Ok(Verification {
-        rows,
-        first_bad: None,
-    })
+    if let Some(c) = checkpoints
+        .iter()
+        .filter(|c| c.seq > last)
+        .max_by_key(|c| c.seq)
+    {
+        result.first_bad = Some((
+            expected_seq,
+            format!(
+                "rows {expected_seq}..={} were deleted from the end of the log (the checkpoint written at {} outside the database recorded {} rows)",
+                c.seq,
+                fmt_time(c.at),
+                c.seq
+            ),
+        ));
+    }
+    Ok(result)
+}
+
+fn fmt_time(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| us.to_string())
 }
 
 /// Filters for audit search.

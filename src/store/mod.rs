@@ -8,8 +8,11 @@
 //! by the caller.
 
 pub mod audit;
+pub mod audit_key;
+pub mod changes;
 mod chat;
 pub mod intel;
+pub mod outbox;
 pub mod predictions;
 mod rows;
 
@@ -20,7 +23,9 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
+pub use changes::{Applied, Change, Decision, DecisionOutcome};
 pub use chat::{ConversationRow, TurnRow};
+pub use outbox::{Due, ExecutionState};
 pub use rows::*;
 
 /// What can go wrong in storage.
@@ -48,6 +53,9 @@ pub enum StoreError {
         /// Why.
         detail: String,
     },
+    /// The audit key is missing, unusable, or not the one the chain is signed with.
+    #[error("audit key: {0}")]
+    AuditKey(String),
     /// The database URL is not one we support.
     #[error("unsupported DATABASE_URL scheme (use sqlite:// or postgres://)")]
     UnsupportedUrl,
@@ -119,6 +127,7 @@ pub fn redact_url(url: &str) -> String {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    audit_keys: std::sync::Arc<audit_key::AuditKeys>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -159,7 +168,18 @@ impl Store {
             .connect(&url)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool, backend })
+        let env_key = std::env::var("AUDIT_KEY").ok();
+        let audit_keys = audit_key::AuditKeys::load(&cfg.data_dir, env_key.as_deref())?;
+        Ok(Store {
+            pool,
+            backend,
+            audit_keys: std::sync::Arc::new(audit_keys),
+        })
+    }
+
+    /// The audit log's keys and checkpoint file (from `AUDIT_KEY` or the data directory).
+    pub fn audit_keys(&self) -> &audit_key::AuditKeys {
+        &self.audit_keys
     }
 
     /// The backend in use.
@@ -358,25 +378,15 @@ impl Store {
         actor: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
-        let list = allowed
-            .iter()
-            .map(|s| format!("'{s}'"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "UPDATE cases SET status = $2, active = $6, outcome = $3, decided_by = $4, decided_at = $5, updated_at = $5 WHERE id = $1 AND status IN ({list})"
-        );
-        let r = sqlx::query(AssertSqlSafe(sql.clone()))
-            .bind(id)
-            .bind(to.as_str())
-            .bind(outcome)
-            .bind(actor)
-            .bind(now)
-            .bind(i64::from(to.is_active()))
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() == 1)
+        let c = Change::TransitionCase {
+            id: id.to_string(),
+            from: from.to_vec(),
+            to,
+            outcome: outcome.map(str::to_string),
+            actor: actor.to_string(),
+            now,
+        };
+        Ok(self.apply(&c).await?.changed())
     }
 
     /// Number of cases per status.
@@ -394,24 +404,9 @@ impl Store {
 
     /// Store a new approval request.
     pub async fn insert_approval(&self, a: &ApprovalRow) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO approvals (id, case_id, action, params_json, evidence_json, policy_rule, policy_version, approver_roles, requested_by, requested_at, expires_at, status) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending')",
-        )
-        .bind(&a.id)
-        .bind(a.case_id.as_deref())
-        .bind(&a.action)
-        .bind(a.params.to_string())
-        .bind(a.evidence.to_string())
-        .bind(&a.policy_rule)
-        .bind(&a.policy_version)
-        .bind(roles_column(&a.approver_roles))
-        .bind(&a.requested_by)
-        .bind(a.requested_at)
-        .bind(a.expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.apply(&Change::InsertApproval(Box::new(a.clone())))
+            .await
+            .map(|_| ())
     }
 
     /// One approval.
@@ -422,7 +417,12 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| ApprovalRow::from_row(&r)).transpose()
+        let mut rows: Vec<ApprovalRow> = row
+            .iter()
+            .map(ApprovalRow::from_row)
+            .collect::<Result<_, _>>()?;
+        self.attach_decisions(&mut rows).await?;
+        Ok(rows.pop())
     }
 
     /// Approvals by status (optionally only those a role may decide), newest first.
@@ -457,68 +457,68 @@ impl Store {
             q = q.bind(a);
         }
         let rows = q.fetch_all(&self.pool).await?;
-        rows.iter().map(ApprovalRow::from_row).collect()
+        let mut rows: Vec<ApprovalRow> = rows
+            .iter()
+            .map(ApprovalRow::from_row)
+            .collect::<Result<_, _>>()?;
+        self.attach_decisions(&mut rows).await?;
+        Ok(rows)
     }
 
-    /// Atomically move a pending, unexpired approval to approved or rejected. Exactly one
-    /// concurrent caller wins; the others get `false`.
-    pub async fn decide_approval(
+    /// Record one person's decision on a pending, unexpired request: a rejection ends it,
+    /// an approval approves it once enough distinct people approved. Concurrent deciders
+    /// are counted one at a time, so exactly one of them completes it.
+    pub async fn decide_approval(&self, d: &Decision) -> Result<DecisionOutcome, StoreError> {
+        match self.apply(&Change::DecideApproval(d.clone())).await? {
+            Applied::Decision(o) => Ok(o),
+            other => Err(corrupt("approval decision", format!("{other:?}"))),
+        }
+    }
+
+    /// Claim a due execution for `owner` with a lease until `lease_until` (approved →
+    /// executing). Of concurrent claimers exactly one wins; an unexpired lease is never
+    /// taken. Unaudited (the worker claims through [`Change::ClaimExecution`]).
+    pub async fn claim_execution(
         &self,
         id: &str,
-        to: ApprovalStatus,
-        actor: &str,
-        reason: Option<&str>,
+        owner: &str,
         now: i64,
+        lease_until: i64,
     ) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE approvals SET status = $2, decided_by = $3, decided_at = $4, reason = $5 WHERE id = $1 AND status = 'pending' AND expires_at > $4",
-        )
-        .bind(id)
-        .bind(to.as_str())
-        .bind(actor)
-        .bind(now)
-        .bind(reason)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
+        let attempts = sqlx::query("SELECT attempts FROM outbox WHERE approval_id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(attempts) = attempts else {
+            return Ok(false);
+        };
+        let c = Change::ClaimExecution {
+            id: id.to_string(),
+            owner: owner.to_string(),
+            attempts: attempts.try_get(0)?,
+            now,
+            lease_until,
+        };
+        Ok(self.apply(&c).await?.changed())
     }
 
-    /// Claim an approved request for execution (approved → executing). Exactly one caller
-    /// wins; a request left `executing` by a crash is claimed again by [`Store::reclaim_executing`].
-    pub async fn claim_execution(&self, id: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE approvals SET status = 'executing' WHERE id = $1 AND status = 'approved'",
-        )
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    /// Requests whose execution was interrupted (the executor is idempotent per request id).
-    pub async fn reclaim_executing(&self) -> Result<Vec<ApprovalRow>, StoreError> {
-        self.list_approvals(Some(ApprovalStatus::Executing), None, None, 500)
-            .await
-    }
-
-    /// Record the execution result.
+    /// Record the execution result, if `owner` still holds the execution.
     pub async fn finish_execution(
         &self,
         id: &str,
+        owner: &str,
         ok: bool,
         result_json: &str,
         now: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE approvals SET status = $2, result_json = $3, executed_at = $4 WHERE id = $1 AND status = 'executing'",
-        )
-        .bind(id)
-        .bind(if ok { "executed" } else { "failed" })
-        .bind(result_json)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        let c = Change::FinishExecution {
+            id: id.to_string(),
+            owner: owner.to_string(),
+            ok,
+            result_json: result_json.to_string(),
+            now,
+        };
+        Ok(self.apply(&c).await?.changed())
     }
 
     /// Mark pending requests past their expiry as expired; returns their ids.
@@ -543,8 +543,8 @@ impl Store {
 
     // ---- tokens -----------------------------------------------------------------
 
-    /// Store a token (hash only). A revoked token's name can be reused; an active one's
-    /// cannot (returns `false`).
+    /// Store a token (hash only) that never expires. A name is never reused, revoked or
+    /// not (returns `false`).
     pub async fn insert_token(
         &self,
         name: &str,
@@ -552,40 +552,71 @@ impl Store {
         hash: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "INSERT INTO tokens (name, role, token_hash, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (name) DO UPDATE SET role = excluded.role, token_hash = excluded.token_hash, created_at = excluded.created_at, revoked_at = NULL \
-             WHERE tokens.revoked_at IS NOT NULL",
-        )
-        .bind(name)
-        .bind(role)
-        .bind(hash)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
+        let c = Change::InsertToken {
+            name: name.to_string(),
+            role: role.to_string(),
+            hash: hash.to_string(),
+            now,
+            expires_at: None,
+        };
+        Ok(self.apply(&c).await?.changed())
     }
 
     /// Revoke a token by name; returns whether an active one existed.
     pub async fn revoke_token(&self, name: &str, now: i64) -> Result<bool, StoreError> {
-        let r =
-            sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL")
-                .bind(name)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-        Ok(r.rows_affected() == 1)
+        let c = Change::RevokeToken {
+            name: name.to_string(),
+            now,
+        };
+        Ok(self.apply(&c).await?.changed())
     }
 
-    /// The active token with this hash: (name, role).
+    /// The active (not revoked) token with this hash: (name, role).
     pub async fn find_token(&self, hash: &str) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self
+            .find_active_token(hash)
+            .await?
+            .map(|t| (t.name, t.role)))
+    }
+
+    /// The token with this hash unless revoked, with its expiry (the caller decides whether
+    /// it is still valid).
+    pub async fn find_active_token(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
         let row = sqlx::query(
-            "SELECT name, role FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+            "SELECT name, role, created_at, expires_at, revoked_at FROM tokens \
+             WHERE token_hash = $1 AND revoked_at IS NULL",
         )
         .bind(hash)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+        row.map(|r| token_row(&r)).transpose()
+    }
+
+    /// Every token ever created (never the secrets), by name.
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        sqlx::query(
+            "SELECT name, role, created_at, expires_at, revoked_at FROM tokens ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(token_row)
+        .collect()
+    }
+
+    /// Model tokens (prompt + completion) the copilot's answers to conversations `owner`
+    /// owns used since `since` (Unix µs): the cost guard's spend.
+    pub async fn model_tokens_since(&self, owner: &str, since: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query(
+            "SELECT CAST(COALESCE(SUM(COALESCE(a.prompt_tokens, 0) + COALESCE(a.completion_tokens, 0)), 0) AS BIGINT) \
+             FROM audit a JOIN conversations c ON c.id = a.conversation_id \
+             WHERE a.kind = 'chat.answer' AND a.at >= $2 AND c.owner = $1",
+        )
+        .bind(owner)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?)
     }
 
     /// Number of tokens ever created.
@@ -595,6 +626,44 @@ impl Store {
             .await?
             .try_get(0)?)
     }
+}
+
+/// An API token as stored (its hash is never read back out).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenRow {
+    /// Name (the holder).
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// Created (Unix µs).
+    pub created_at: i64,
+    /// Stops working (Unix µs); `None` = never.
+    pub expires_at: Option<i64>,
+    /// Revoked (Unix µs).
+    pub revoked_at: Option<i64>,
+}
+
+impl TokenRow {
+    /// `active`, `expired` or `revoked` at `now` (Unix µs).
+    pub fn state(&self, now: i64) -> &'static str {
+        if self.revoked_at.is_some() {
+            "revoked"
+        } else if self.expires_at.is_some_and(|e| e <= now) {
+            "expired"
+        } else {
+            "active"
+        }
+    }
+}
+
+fn token_row(r: &sqlx::any::AnyRow) -> Result<TokenRow, StoreError> {
+    Ok(TokenRow {
+        name: r.try_get(0)?,
+        role: r.try_get(1)?,
+        created_at: r.try_get(2)?,
+        expires_at: r.try_get(3)?,
+        revoked_at: r.try_get(4)?,
+    })
 }
 
 /// Run raw SQL. Only the tests use this, to tamper with the audit log as an attacker with
@@ -634,7 +703,8 @@ pub async fn create_database_for_tests(
         .unwrap_or(admin_url);
     Ok(StoreConfig {
         database_url: Some(format!("{base}/{name}")),
-        data_dir: std::env::temp_dir(),
+        // Each database its own directory: its own audit key and checkpoints.
+        data_dir: std::env::temp_dir().join(name),
     })
 }
 
@@ -662,7 +732,7 @@ fn bind_case<'q>(
 }
 
 /// Roles as stored: `,planner,sales_manager,` so a `LIKE '%,role,%'` matches whole names.
-fn roles_column(roles: &[String]) -> String {
+pub(crate) fn roles_column(roles: &[String]) -> String {
     format!(",{},", roles.join(","))
 }
 

@@ -240,7 +240,7 @@ pub struct CaseDetail {
     /// The queue row.
     #[serde(flatten)]
     pub summary: CaseSummary,
-    /// Who decided.
+    /// Who completed the decision (the last approver, or the one who rejected).
     pub decided_by: Option<String>,
     /// When (Unix µs).
     pub decided_at: Option<i64>,
@@ -315,7 +315,22 @@ impl FromStr for ApprovalStatus {
     }
 }
 
-pub(super) const APPROVAL_COLUMNS: &str = "id, case_id, action, params_json, evidence_json, policy_rule, policy_version, approver_roles, requested_by, requested_at, expires_at, status, decided_by, decided_at, reason, result_json, executed_at";
+pub(super) const APPROVAL_COLUMNS: &str = "id, case_id, action, params_json, evidence_json, policy_rule, policy_version, approver_roles, requested_by, requested_at, expires_at, status, decided_by, decided_at, reason, result_json, executed_at, approvers_needed, requester_may_approve, order_value";
+
+/// One person's decision on an approval request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApprovalDecision {
+    /// Who decided.
+    pub by: String,
+    /// Their role then.
+    pub role: String,
+    /// `approved` or `rejected`.
+    pub decision: String,
+    /// Reason given.
+    pub reason: Option<String>,
+    /// When (Unix µs).
+    pub at: i64,
+}
 
 /// An approval request as stored.
 #[derive(Debug, Clone, Serialize)]
@@ -336,6 +351,14 @@ pub struct ApprovalRow {
     pub policy_version: String,
     /// Roles allowed to decide.
     pub approver_roles: Vec<String>,
+    /// Distinct people who must approve before it executes.
+    pub approvers_needed: u32,
+    /// Whether the requester may be one of them.
+    pub requester_may_approve: bool,
+    /// The order value that chose `approvers_needed` (decimal text), when known.
+    pub order_value: Option<String>,
+    /// Every decision so far, oldest first (approvals while it waits for more approvers).
+    pub decisions: Vec<ApprovalDecision>,
     /// Who asked.
     pub requested_by: String,
     /// When (Unix µs).
@@ -344,7 +367,7 @@ pub struct ApprovalRow {
     pub expires_at: i64,
     /// Status.
     pub status: ApprovalStatus,
-    /// Who decided.
+    /// Who completed the decision (the last approver, or the one who rejected).
     pub decided_by: Option<String>,
     /// When.
     pub decided_at: Option<i64>,
@@ -354,9 +377,53 @@ pub struct ApprovalRow {
     pub result: Option<serde_json::Value>,
     /// When executed.
     pub executed_at: Option<i64>,
+    /// Where the execution stands (attempts, the worker holding it, the last transient
+    /// error), once approved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution: Option<super::ExecutionState>,
 }
 
 impl ApprovalRow {
+    /// Distinct people who approved so far.
+    pub fn approvals(&self) -> u32 {
+        self.decisions
+            .iter()
+            .filter(|d| d.decision == "approved")
+            .count() as u32
+    }
+
+    /// Why a holder of `role` may not decide (approve or reject) this request, if not.
+    pub fn role_refusal(&self, role: &str) -> Option<String> {
+        (!self.approver_roles.iter().any(|r| r == role)).then(|| {
+            format!(
+                "only {} may decide this request; you are {role}",
+                self.approver_roles.join(" or ")
+            )
+        })
+    }
+
+    /// Why `user` (with `role`) may not approve this request now, if they may not. The
+    /// role check comes first; then separation of duties: the requester (unless the
+    /// policy allowed it when the request was made) and anyone who already approved.
+    pub fn approve_refusal(&self, user: &str, role: &str) -> Option<String> {
+        if let Some(why) = self.role_refusal(role) {
+            return Some(why);
+        }
+        if !self.requester_may_approve && self.requested_by == user {
+            return Some(format!(
+                "you requested this {}; the policy needs someone else to approve it",
+                self.action
+            ));
+        }
+        if self.decisions.iter().any(|d| d.by == user) {
+            return Some(format!(
+                "you already approved this request; it needs {} distinct approvers",
+                self.approvers_needed
+            ));
+        }
+        None
+    }
+
     pub(super) fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
         let roles: String = r.try_get(7)?;
         let status: String = r.try_get(11)?;
@@ -389,6 +456,12 @@ impl ApprovalRow {
             result: result
                 .map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s))),
             executed_at: r.try_get(16)?,
+            approvers_needed: u32::try_from(r.try_get::<i64, _>(17)?)
+                .map_err(|e| corrupt("approvals.approvers_needed", e.to_string()))?,
+            requester_may_approve: r.try_get::<i64, _>(18)? != 0,
+            order_value: r.try_get(19)?,
+            decisions: Vec::new(),
+            execution: None,
         })
     }
 }

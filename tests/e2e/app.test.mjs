@@ -1,6 +1,7 @@
 // The web app in a real headless Chromium against a real server with demo data: sign in
 // and out, role-aware navigation, the queue (filters, paging, keyboard, side panel),
-// requesting an action and approving it as another role until the case resolves, case
+// requesting an action and approving it as another role until the case resolves, writing
+// the exact text of a customer contact and seeing it on the approval card, case
 // decisions with an outcome, the audit viewer with its chain status, the intelligence
 // page, and tablet width. Screenshots of each page go to E2E_SCREENSHOTS.
 
@@ -27,6 +28,17 @@ after(async () => {
   await b?.close();
   await srv?.stop();
 });
+
+/** The first case of a queue query with an option matching `want`, and that option's index. */
+async function findOption(query, want) {
+  const list = await srv.api(srv.admin, query);
+  for (const c of list.body.items) {
+    const d = await srv.api(srv.admin, `/cases/${c.id}`);
+    const i = d.body.case.exception.recommendations.findIndex(want);
+    if (i >= 0) return [d.body.case, i];
+  }
+  return [null, -1];
+}
 
 function clean(page) {
   assert.deepEqual(page.problems, [], "no page errors, console errors or CSP violations");
@@ -134,18 +146,7 @@ test("queue: ranked, filtered by kind, owner, warehouse, tier and severity, page
 
 test("request an action as the owner, approve it as another role, the case resolves and the audit shows it", async () => {
   // A service-rep case whose recommendation a planner approves.
-  const list = await srv.api(srv.admin, "/exceptions?owner=service_rep&limit=200");
-  let target = null;
-  let recIndex = -1;
-  for (const c of list.body.items) {
-    const d = await srv.api(srv.admin, `/cases/${c.id}`);
-    const i = d.body.case.exception.recommendations.findIndex((r) => r.action === "reschedule" && r.approver_roles.includes("planner"));
-    if (i >= 0) {
-      target = d.body.case;
-      recIndex = i;
-      break;
-    }
-  }
+  const [target, recIndex] = await findOption("/exceptions?owner=service_rep&limit=200", (r) => r.action === "reschedule" && r.approver_roles.includes("planner"));
   assert.ok(target, "the demo has a service-rep case with a reschedule a planner approves");
 
   const rep = await newPage(b);
@@ -167,21 +168,28 @@ test("request an action as the owner, approve it as another role, the case resol
   await planner.waitForSelector(`article[data-approval="${ap.id}"] .approve`);
   await shot(planner, "03-approvals");
   await planner.click(`article[data-approval="${ap.id}"] .approve`);
+  // Approving answers at once; the card follows the worker's execution until it ends.
   await planner.waitForSelector(`article[data-approval="${ap.id}"].approval header .st-executed`);
-  const done = await srv.api(srv.admin, `/cases/${target.id}`);
+  // The re-scan after the execution follows its end by a moment.
+  let done;
+  for (let i = 0; i < 100; i++) {
+    done = await srv.api(srv.admin, `/cases/${target.id}`);
+    if (done.body.case.status === "resolved") break;
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
   assert.equal(done.body.approvals[0].status, "executed");
   assert.equal(done.body.case.status, "resolved", "the re-scan after execution cleared the case");
   assert.equal(done.body.case.outcome, "cleared");
 
   // The rep's panel shows the resolved case and its history.
   await rep.goto(`${srv.url}/#/queue?status=all&case=${target.id}`);
-  // A hash change does not reload the page: the earlier panel's history can still be in the
-  // DOM while this case loads, so wait until the panel has finished loading.
+  // A hash change does not reload the page: the earlier panel (this same case, still
+  // pending) can be in the DOM before the new load even starts, so wait for a loaded panel
+  // that shows the case resolved; if it never does, the wait times out and the test fails.
   await rep.waitForFunction(() => {
     const p = document.querySelector("#case-panel");
-    return p && !p.textContent.includes("Loading case") && p.querySelector(".history li");
+    return p && !p.hasAttribute("aria-busy") && /Resolved/.test(p.textContent) && p.querySelector(".history li");
   });
-  assert.match(await rep.textContent("#case-panel"), /Resolved/);
   assert.match(await rep.textContent("#case-panel .history"), /action\.executed/);
 
   // The admin's audit viewer shows the requests and decisions, chain intact.
@@ -203,6 +211,37 @@ test("request an action as the owner, approve it as another role, the case resol
   await admin.waitForFunction(() => [...document.querySelectorAll("#audit-rows td code")].every((e) => e.textContent.startsWith("approval.")));
   for (const p of [rep, planner, admin]) clean(p);
   for (const p of [rep, planner, admin]) await p.context().close();
+});
+
+test("contacting a customer: the rep writes the exact text; the approval card (the inbox shows the same card) shows it as it will be sent", async () => {
+  const [target, recIndex] = await findOption("/exceptions?owner=service_rep&status=open&limit=200", (r) => r.action === "contact_customer");
+  assert.ok(target, "the demo has a service-rep case proposing to contact the customer");
+  const purpose = target.exception.recommendations[recIndex].purpose;
+  const rep = await newPage(b);
+  await signIn(rep, srv.url, tokens.service_rep);
+  await rep.goto(`${srv.url}/#/queue?case=${target.id}`);
+  await rep.waitForSelector("#case-panel .rec");
+  await rep.click(`#case-panel button[data-rec="${recIndex}"]`);
+  await rep.waitForSelector("dialog[open] textarea");
+  assert.match(await rep.textContent("dialog[open]"), /internal, not sent/);
+  // No text, no request: the dialog asks for one.
+  await rep.click("dialog[open] button[value=ok]");
+  assert.match(await rep.textContent("dialog[open] .field-error"), /few words/);
+  const text = "Dear customer,\n\nyour order leaves our warehouse on Friday. <b>Sorry</b> for the wait.";
+  await rep.fill("dialog[open] textarea", text);
+  await rep.click("dialog[open] button[value=ok]");
+  await rep.waitForSelector("#case-panel article.approval.st-pending .message-text");
+  const d = await srv.api(srv.admin, `/cases/${target.id}`);
+  const ap = d.body.approvals.find((a) => a.action === "contact_customer");
+  assert.equal(ap.params.message, text);
+  assert.equal(ap.params.purpose, purpose);
+  // The card shows the text as text (no markup), line breaks kept.
+  const shown = await rep.$eval("#case-panel article.approval.st-pending .message-text", (e) => ({ text: e.textContent, bold: !!e.querySelector("b") }));
+  assert.deepEqual(shown, { text, bold: false });
+  assert.ok((await rep.textContent("#case-panel article.approval.st-pending")).includes(`Purpose (internal, not sent): ${purpose}`));
+  await shot(rep, "04b-contact-approval");
+  clean(rep);
+  await rep.context().close();
 });
 
 test("case decisions: acknowledge, then resolve with an outcome through the dialog; other roles can't", async () => {

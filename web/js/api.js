@@ -36,12 +36,13 @@ async function failure(r) {
     /* not JSON */
   }
   const e = body && body.error;
-  const err = new ApiError(
-    r.status,
-    e ? e.code : "http",
-    e ? e.message : `${r.status} ${r.statusText}`,
-    e ? e.request_id : r.headers.get("x-request-id"),
-  );
+  let message = e ? e.message : `${r.status} ${r.statusText}`;
+  // A limit (requests a minute, turns at once, model tokens a day): say so plainly, with
+  // the wait the server asked for.
+  const wait = Number(r.headers.get("retry-after"));
+  if (r.status === 429) message = `Slowed down: ${message}${wait > 0 ? ` (try again in ${wait} s)` : ""}`;
+  const err = new ApiError(r.status, e ? e.code : "http", message, e ? e.request_id : r.headers.get("x-request-id"));
+  err.retryAfter = wait > 0 ? wait : null;
   if (r.status === 401) onUnauthorized.dispatchEvent(new Event("unauthorized"));
   return err;
 }

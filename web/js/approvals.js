@@ -12,6 +12,7 @@ const TABS = [
   ["rejected", "Rejected", false],
   ["failed", "Failed", false],
   ["expired", "Expired", false],
+  ["executing", "Executing", false],
 ];
 
 export async function render(root, ctx, params) {

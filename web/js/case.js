@@ -133,14 +133,19 @@ export async function renderCase(panel, ctx, id, { onChange, onClose }) {
                           class: "btn small",
                           dataset: { rec: i },
                           onclick: async (ev) => {
-                            ev.currentTarget.disabled = true;
+                            const button = ev.currentTarget;
+                            // An action that contacts someone carries the exact text: the
+                            // approver sees it, and it is what is sent.
+                            const message = await messageFor(r);
+                            if (message === null) return;
+                            button.disabled = true;
                             try {
-                              await post(`/cases/${encodeURIComponent(id)}/actions`, { recommendation: i });
+                              await post(`/cases/${encodeURIComponent(id)}/actions`, message ? { recommendation: i, message } : { recommendation: i });
                               toast(`Requested: ${r.summary}. It waits for ${r.approver_roles.map(label).join(" or ")}.`);
                               refresh();
                             } catch (e) {
                               toast(e.message, "error");
-                              ev.currentTarget.disabled = false;
+                              button.disabled = false;
                             }
                           },
                         },
@@ -153,7 +158,8 @@ export async function renderCase(panel, ctx, id, { onChange, onClose }) {
           )
         : h("p", { class: "muted" }, "No recommended action."),
       data.approvals.length ? [h("h3", {}, "Approval requests"), h("div", { class: "cards" }, data.approvals.map((a) => approvalCard(a, ctx, refresh)))] : null,
-      h("h3", {}, "History"),
+      h("h3", {}, data.history_scope === "decisions" ? "Decisions" : "History"),
+      data.history_scope === "decisions" ? h("p", { class: "muted small" }, "The decisions on this case; the full audit trail needs the read_audit permission.") : null,
       data.history.length
         ? h(
             "ol",
@@ -190,13 +196,40 @@ function historyNote(ev) {
   return "";
 }
 
+/** Longest message an action may send (the server's limit). */
+const MAX_MESSAGE = 4000;
+
+/**
+ * The text an option sends, written or edited by the user before requesting: "" for an
+ * option that sends nothing, null when the user cancels.
+ */
+async function messageFor(r) {
+  if (r.action === "contact_customer")
+    return ask("Message to the customer", {
+      label: "The exact text the customer will receive",
+      hint: `Purpose (internal, not sent): ${r.purpose}. The approver sees this text and approves it; nothing else is sent.`,
+      confirm: "Request approval",
+      rows: 8,
+      maxlength: MAX_MESSAGE,
+    });
+  if (r.action === "expedite_purchase")
+    return ask("Message to the supplier", {
+      label: `The exact text ${r.supplier || "the supplier"} will receive`,
+      value: `Please confirm whether ${r.po_ref} can be shipped sooner.`,
+      confirm: "Request approval",
+      rows: 5,
+      maxlength: MAX_MESSAGE,
+    });
+  return "";
+}
+
 /** A human sentence for an action's parameters. */
 export function describeAction(params) {
   if (!params) return "";
-  const skip = new Set(["action"]);
+  const skip = new Set(["action", "message"]);
   return Object.entries(params)
     .filter(([k, v]) => !skip.has(k) && v !== null && typeof v !== "object")
-    .map(([k, v]) => `${label(k)}: ${v}`)
+    .map(([k, v]) => `${k === "purpose" ? "Purpose (internal, not sent)" : label(k)}: ${v}`)
     .join(" · ");
 }
 
@@ -206,9 +239,53 @@ export function describeAction(params) {
  */
 export function approvalCard(a, ctx, onDecided) {
   const card = h("article", { class: `card approval st-${a.status}`, dataset: { approval: a.id }, "aria-label": `Approval request ${label(a.action)}` });
+  let watching = false;
+  // An approved request runs in the server's worker, not in the approving request: follow
+  // it (approved → executing → executed | failed) until it ends, then let the page refresh.
+  const follow = () => {
+    if (watching) return;
+    watching = true;
+    let ticks = 0;
+    const tick = async () => {
+      // Stop once the card left the page (or never reached it).
+      if (!card.isConnected && ++ticks > 3) {
+        watching = false;
+        return;
+      }
+      try {
+        const r = await get(`/approvals/${encodeURIComponent(a.id)}`);
+        draw(r.approval);
+        if (r.approval.status === "executed" || r.approval.status === "failed") {
+          watching = false;
+          onDecided?.(r.approval);
+          return;
+        }
+      } catch {
+        // A dropped connection: try again at the next tick.
+      }
+      setTimeout(tick, 1000);
+    };
+    setTimeout(tick, 500);
+  };
   const draw = (a) => {
+    card.className = `card approval st-${a.status}`;
     const pending = a.status === "pending";
-    const mine = ctx.mayApprove(a);
+    const running = a.status === "approved" || a.status === "executing";
+    const ex = a.execution || {};
+    const mayApprove = ctx.mayApprove(a);
+    const mayReject = ctx.mayReject(a);
+    const approvals = (a.decisions || []).filter((d) => d.decision === "approved");
+    const needed = a.approvers_needed || 1;
+    const waitingFor = approvals.length > 0 && approvals.length < needed
+      ? `Waiting for a ${needed - approvals.length === 1 && needed === 2 ? "second" : "further"} approver (${approvals.length} of ${needed}: ${approvals.map((d) => d.by).join(", ")})`
+      : `Waiting for ${needed > 1 ? `${needed} approvers: ` : ""}${a.approver_roles.map(label).join(" or ")}`;
+    const whyNot = !mayReject
+      ? ""
+      : a.requested_by === ctx.me.name && !a.requester_may_approve
+        ? " You asked for it, so someone else approves it."
+        : approvals.some((d) => d.by === ctx.me.name)
+          ? " You approved it already."
+          : "";
     const decide = async (approve) => {
       let reason = null;
       if (!approve) {
@@ -218,9 +295,11 @@ export function approvalCard(a, ctx, onDecided) {
       for (const b of card.querySelectorAll("button")) b.disabled = true;
       try {
         const r = await post(`/approvals/${encodeURIComponent(a.id)}/${approve ? "approve" : "reject"}`, reason ? { reason } : {});
-        toast(approve ? `Approved; ${r.approval.status === "executed" ? "executed" : r.approval.status}.` : "Rejected.");
+        const left = (r.approval.approvers_needed || 1) - (r.approval.decisions || []).filter((d) => d.decision === "approved").length;
+        toast(approve ? (r.approval.status === "pending" && left > 0 ? "Approved; waiting for a second approver." : r.approval.status === "approved" ? "Approved; executing…" : `Approved; ${r.approval.status}.`) : "Rejected.");
         draw(r.approval);
-        onDecided?.(r.approval);
+        if (r.approval.status === "approved" || r.approval.status === "executing") follow();
+        else onDecided?.(r.approval);
       } catch (e) {
         toast(e.message, "error");
         for (const b of card.querySelectorAll("button")) b.disabled = false;
@@ -230,26 +309,46 @@ export function approvalCard(a, ctx, onDecided) {
       card,
       h("header", { class: "row wrap" }, h("strong", {}, label(a.action)), status(a.status), a.case_id ? h("a", { href: `#/queue?status=all&case=${encodeURIComponent(a.case_id)}`, class: "small" }, "case") : null),
       h("p", { class: "small" }, describeAction(a.params)),
+      a.params?.message
+        ? h(
+            "figure",
+            { class: "message" },
+            h("figcaption", { class: "small" }, a.action === "contact_customer" ? "Sent to the customer, exactly:" : "Sent to the supplier, exactly:"),
+            h("blockquote", { class: "message-text" }, a.params.message),
+          )
+        : null,
       h(
         "p",
         { class: "muted small" },
         `Requested by ${a.requested_by} ${time(a.requested_at)} · decided by ${a.approver_roles.map(label).join(" or ")}`,
         pending ? ` · expires ${time(a.expires_at)}` : "",
       ),
-      a.decided_by ? h("p", { class: "small" }, `${label(a.status)} by ${a.decided_by} ${time(a.decided_at)}${a.reason ? ` — “${a.reason}”` : ""}`) : null,
-      a.result ? h("p", { class: "small result" }, "Result: ", typeof a.result === "object" ? describeAction(a.result) || JSON.stringify(a.result) : String(a.result)) : null,
-      pending && mine
+      ...(a.decisions || []).map((d) => h("p", { class: "small decision" }, `${label(d.decision)} by ${d.by} (${label(d.role)}) ${time(d.at)}${d.reason ? ` — “${d.reason}”` : ""}`)),
+      a.decided_by && !(a.decisions || []).length ? h("p", { class: "small" }, `${label(a.status)} by ${a.decided_by} ${time(a.decided_at)}${a.reason ? ` — “${a.reason}”` : ""}`) : null,
+      running
+        ? h(
+            "p",
+            { class: "small executing", role: "status" },
+            "Executing…",
+            ex.attempts > 1 || ex.last_error ? ` Attempt ${Math.max(ex.attempts || 1, 1)}` : "",
+            ex.last_error ? `; the last try failed (${ex.last_error}), next try ${time(ex.due_at)}` : "",
+          )
+        : null,
+      a.status === "failed" && a.result?.error
+        ? h("p", { class: "small result error" }, `Failed: ${a.result.error}`)
+        : a.result ? h("p", { class: "small result" }, "Result: ", typeof a.result === "object" ? describeAction(a.result) || JSON.stringify(a.result) : String(a.result)) : null,
+      pending ? h("p", { class: "muted small waiting" }, `${waitingFor}.${whyNot}`) : null,
+      pending && mayReject
         ? h(
             "div",
             { class: "row" },
-            h("button", { class: "btn primary small approve", onclick: () => decide(true) }, "Approve"),
+            mayApprove ? h("button", { class: "btn primary small approve", onclick: () => decide(true) }, "Approve") : null,
             h("button", { class: "btn small reject", onclick: () => decide(false) }, "Reject"),
           )
-        : pending
-          ? h("p", { class: "muted small" }, `Waiting for ${a.approver_roles.map(label).join(" or ")}.`)
-          : null,
+        : null,
     );
   };
   draw(a);
+  if (a.status === "approved" || a.status === "executing") follow();
   return card;
 }

@@ -46,6 +46,8 @@ const money2 = new Intl.NumberFormat("en", { minimumFractionDigits: 2, maximumFr
 
 /** 20570.54 → "20,571"; small amounts keep cents. */
 export function money(v) {
+  // A value the user's role may not see arrives as "[withheld: … — not visible to …]".
+  if (typeof v === "string" && v.startsWith("[withheld")) return v;
   const n = typeof v === "string" ? Number(v) : v;
   if (n === null || n === undefined || Number.isNaN(n)) return "–";
   return Math.abs(n) >= 1000 ? money0.format(n) : money2.format(n);
@@ -110,9 +112,10 @@ export function debounce(fn, ms) {
 }
 
 /** A modal dialog asking for a line of text; resolves to the text or null. */
-export function ask(title, { label: fieldLabel, placeholder = "", confirm = "OK", required = true } = {}) {
+export function ask(title, { label: fieldLabel, placeholder = "", confirm = "OK", required = true, value = "", rows = 3, maxlength = 2000, hint = "" } = {}) {
   return new Promise((resolve) => {
-    const input = h("textarea", { id: "ask-input", rows: 3, placeholder, maxlength: 2000 });
+    const input = h("textarea", { id: "ask-input", rows, placeholder, maxlength });
+    input.value = value;
     const err = h("p", { class: "field-error", "aria-live": "polite" });
     const dlg = h(
       "dialog",
@@ -122,6 +125,7 @@ export function ask(title, { label: fieldLabel, placeholder = "", confirm = "OK"
         { method: "dialog" },
         h("h2", { id: "ask-title" }, title),
         h("label", { for: "ask-input" }, fieldLabel || "Reason"),
+        hint ? h("p", { class: "muted small" }, hint) : null,
         input,
         err,
         h(

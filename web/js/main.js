@@ -29,8 +29,15 @@ function context(me) {
     can: (p) => perms.has(p),
     /** The owner role of a case, or a role that may decide any case. */
     mayDecide: (c) => c.owner_role === me.role || perms.has("decide_any_case"),
-    /** A role named by the approval request. */
-    mayApprove: (a) => (a.approver_roles || []).includes(me.role),
+    /**
+     * A role named by the approval request — and, to approve, not its requester (unless the
+     * policy allowed it) and not someone who already approved. The server decides anyway.
+     */
+    mayReject: (a) => (a.approver_roles || []).includes(me.role),
+    mayApprove: (a) =>
+      (a.approver_roles || []).includes(me.role) &&
+      (a.requester_may_approve || a.requested_by !== me.name) &&
+      !(a.decisions || []).some((d) => d.by === me.name),
     nav: (hash) => {
       if (location.hash === hash) route();
       else location.hash = hash;
@@ -173,7 +180,9 @@ function signIn(message) {
     } catch (x) {
       err.textContent =
         x instanceof ApiError && x.status === 401
-          ? "That token is unknown or revoked."
+          ? /expired/.test(x.message)
+            ? x.message
+            : "That token is unknown or revoked."
           : x instanceof ApiError && x.status === 429
             ? "Too many failed attempts from this address; wait a minute."
             : `Could not sign in: ${x.message}`;

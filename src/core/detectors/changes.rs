@@ -115,6 +115,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             Action::ContactCustomer {
                 order: order.name.clone(),
                 purpose: "confirm the final quantities and dates before picking".into(),
+                message: None,
             },
             "Confirm the final quantities and dates with the buyer before picking".to_string(),
             vec![

@@ -3,6 +3,10 @@
 //! invoices overdue beyond the policy. Orders are taken oldest first, so the order that
 //! crosses the limit (and every later one) is held, not the ones that fit. Payment
 //! behaviour sets the confidence.
+//!
+//! As in Odoo's own check, everything counts with its taxes: the open amounts of posted
+//! invoices (`amount_residual`, after partial payments) and the confirmed, not yet
+//! invoiced part of each order at its tax rate.
 
 use crate::core::fmt::{Money, Plain};
 use crate::text;
@@ -11,6 +15,85 @@ use rust_decimal::Decimal;
 use super::{base, day, ev, impact, margin_on, policy_ev, rec};
 use crate::core::context::Context;
 use crate::core::exception::{Action, Exception, Kind};
+use crate::domain::{Customer, TrendDirection};
+
+/// Paid invoices it takes before paying on time counts as a record.
+const RELIABLE_AFTER: u32 = 3;
+
+/// What the customer's payment history says, one evidence line per fact: how many of the
+/// last twelve months' invoices were paid late and by how much, the trend, partial
+/// payments, credit notes, and the oldest open item (when no overdue invoice already
+/// stands for it).
+fn payment_evidence(e: &mut Exception, customer: &Customer, show_oldest_open: bool) {
+    let pay = &customer.payments;
+    let mut facts = Vec::new();
+    if pay.invoices_paid > 0 {
+        let mut f = format!(
+            "paid {} of {} invoices late in the last 12 months (average {:.0} days late",
+            pay.paid_late, pay.invoices_paid, pay.avg_days_late
+        );
+        if pay.max_days_late > 0 {
+            f.push_str(&format!(", at most {}", pay.max_days_late));
+        }
+        f.push(')');
+        facts.push(("res.partner", customer.id, customer.reference.clone(), f));
+    }
+    if let Some(tr) = pay
+        .trend
+        .filter(|tr| tr.direction != TrendDirection::Steady)
+    {
+        facts.push((
+            "res.partner",
+            customer.id,
+            customer.reference.clone(),
+            format!(
+                "payments {}: {:.0} days past due on average over the last 3 months ({} invoices), {:.0} in the 9 months before ({})",
+                tr.direction.as_str(),
+                tr.recent_days_past_due,
+                tr.recent_invoices,
+                tr.earlier_days_past_due,
+                tr.earlier_invoices
+            ),
+        ));
+    }
+    if pay.partially_paid > 0 {
+        facts.push((
+            "res.partner",
+            customer.id,
+            customer.reference.clone(),
+            format!("{} open invoice(s) partly paid", pay.partially_paid),
+        ));
+    }
+    if pay.credited > 0 {
+        facts.push((
+            "res.partner",
+            customer.id,
+            customer.reference.clone(),
+            format!(
+                "{} invoice(s) of the last 12 months settled in part by credit notes",
+                pay.credited
+            ),
+        ));
+    }
+    if let Some(o) = pay.oldest_open.as_ref().filter(|_| show_oldest_open) {
+        facts.push((
+            "account.move",
+            o.id,
+            o.invoice.clone(),
+            text!(
+                "oldest open item ",
+                o.invoice,
+                " (",
+                Money(o.residual),
+                " open), due ",
+                day(o.due)
+            ),
+        ));
+    }
+    for (model, id, reference, fact) in facts {
+        e.evidence.push(ev(fact, model, id, reference));
+    }
+}
 
 pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
     let snap = ctx.snap;
@@ -23,13 +106,19 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             continue;
         }
         let overdue = pos.max_overdue_days > i64::from(t.max_overdue_days);
-        let paid = customer.payments.invoices_paid;
-        let late_share = if paid > 0 {
-            f64::from(customer.payments.paid_late) / f64::from(paid)
-        } else {
-            0.0
-        };
+        let pay = &customer.payments;
+        let paid = pay.invoices_paid;
+        let late_share = pay.late_share();
         let weak_payer = late_share >= t.late_payer_share;
+        let worsening = pay
+            .trend
+            .is_some_and(|tr| tr.direction == TrendDirection::Worsening);
+        // A record of paying on time (a few invoices, few late, not getting worse) makes a
+        // hold over the limit alone less certain to matter.
+        let reliable = paid >= RELIABLE_AFTER
+            && late_share < t.late_payer_share / 2.0
+            && !worsening
+            && pay.partially_paid == 0;
 
         let mut exposure = pos.receivables;
         for &oi in &pos.open_orders {
@@ -41,7 +130,8 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 .order_uninvoiced
                 .get(oi as usize)
                 .copied()
-                .unwrap_or_default();
+                .unwrap_or_default()
+                * (Decimal::ONE + order.tax_rate);
             exposure += this;
             let open_value = ctx.order_value(oi);
             if open_value <= Decimal::ZERO {
@@ -151,17 +241,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     inv.name.clone(),
                 ));
             }
-            if paid > 0 {
-                e.evidence.push(ev(
-                    format!(
-                        "paid {} of {} invoices late in the last 12 months (average {:.0} days late)",
-                        customer.payments.paid_late, paid, customer.payments.avg_days_late
-                    ),
-                    "res.partner",
-                    customer.id,
-                    customer.reference.clone(),
-                ));
-            }
+            payment_evidence(&mut e, customer, pos.oldest_overdue.is_none());
             e.evidence.push(policy_ev(
                 ctx,
                 "thresholds.credit_hold.max_overdue_days",
@@ -171,7 +251,15 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     " days overdue"
                 ),
             ));
-            e.confidence = if weak_payer || overdue { 0.95 } else { 0.8 };
+            e.confidence = if weak_payer || overdue {
+                0.95
+            } else if worsening {
+                0.9
+            } else if reliable {
+                0.7
+            } else {
+                0.8
+            };
 
             e.recommendations.push(rec(
                 ctx,
@@ -182,6 +270,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     } else {
                         "ask for a prepayment or a partial payment to free credit".into()
                     },
+                    message: None,
                 },
                 "Ask the customer to pay overdue invoices or prepay".to_string(),
                 vec!["the shipment waits until the payment arrives".to_string()],

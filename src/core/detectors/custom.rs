@@ -313,6 +313,7 @@ fn fire(ctx: &Context, rule: &CustomRule, r: &RuleRecord) -> Exception {
             Action::ContactCustomer {
                 order: order.name.clone(),
                 purpose: rule.title.clone(),
+                message: None,
             }
         } else {
             Action::RouteForApproval {

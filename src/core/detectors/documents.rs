@@ -1,6 +1,10 @@
-//! Missing documents: a delivery about to ship (or shipped) without the shipping
-//! documents it needs, or shipped long enough ago that proof of delivery should be
-//! attached and is not. Missing proof of delivery blocks invoicing disputes and payment.
+//! Missing documents, checked on the deliveries where they are due: the documents prepared
+//! ahead (export papers, a dangerous-goods declaration) `ship_docs_before_hours` before a
+//! delivery's scheduled date; every shipping document, the delivery slip included, at
+//! shipping (a done delivery without them is reported at once); proof of delivery
+//! `pod_after_hours` after shipping. The delivery slip is printed when the delivery ships,
+//! so an open delivery is never missing it, and a signed proof of delivery is the signed
+//! slip, so it stands for it. Missing proof of delivery blocks invoicing disputes and payment.
 
 use chrono::Duration;
 use rust_decimal::Decimal;
@@ -26,47 +30,71 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         {
             continue;
         }
+        let has = |d: &DocumentKind| {
+            p.documents_present.contains(d)
+                || *d == DocumentKind::DeliverySlip
+                    && p.documents_present.contains(&DocumentKind::ProofOfDelivery)
+        };
         // Most pickings have everything: check before collecting anything.
-        if p.documents_required
-            .iter()
-            .all(|d| p.documents_present.contains(d))
-        {
+        if p.documents_required.iter().all(has) {
             continue;
         }
-        let missing: Vec<DocumentKind> = p
-            .documents_required
-            .iter()
-            .copied()
-            .filter(|d| !p.documents_present.contains(d))
-            .collect();
-        if missing.is_empty() {
-            continue;
-        }
+        let missing = p.documents_required.iter().copied().filter(|d| !has(d));
         let (docs, rule, fact): (Vec<DocumentKind>, &str, String) = match p.state {
             PickingState::Cancel => continue,
             PickingState::Done => {
                 let Some(done) = p.done_at else { continue };
-                if !missing.contains(&DocumentKind::ProofOfDelivery) || ctx.now - done <= pod_after
-                {
+                let pod_due = ctx.now - done > pod_after;
+                let docs: Vec<DocumentKind> = missing
+                    .filter(|d| *d != DocumentKind::ProofOfDelivery || pod_due)
+                    .collect();
+                let shipping: Vec<&str> = docs
+                    .iter()
+                    .filter(|d| **d != DocumentKind::ProofOfDelivery)
+                    .map(|d| d.as_str())
+                    .collect();
+                let (rule, fact) = if shipping.is_empty() {
+                    (
+                        "thresholds.missing_documents.pod_after_hours",
+                        text!(
+                            p.name,
+                            " shipped ",
+                            day(done),
+                            " and has no proof of delivery after ",
+                            (ctx.now - done).num_days(),
+                            " days"
+                        ),
+                    )
+                } else {
+                    (
+                        "thresholds.missing_documents.ship_docs_before_hours",
+                        text!(
+                            p.name,
+                            " shipped ",
+                            day(done),
+                            " without ",
+                            shipping.join(", "),
+                            if docs.contains(&DocumentKind::ProofOfDelivery) {
+                                " and has no proof of delivery"
+                            } else {
+                                ""
+                            }
+                        ),
+                    )
+                };
+                if docs.is_empty() {
                     continue;
                 }
-                (
-                    vec![DocumentKind::ProofOfDelivery],
-                    "thresholds.missing_documents.pod_after_hours",
-                    text!(
-                        p.name,
-                        " shipped ",
-                        day(done),
-                        " and has no proof of delivery after ",
-                        (ctx.now - done).num_days(),
-                        " days"
-                    ),
-                )
+                (docs, rule, fact)
             }
             _ => {
                 let ship_docs: Vec<DocumentKind> = missing
-                    .into_iter()
-                    .filter(|d| *d != DocumentKind::ProofOfDelivery)
+                    .filter(|d| {
+                        !matches!(
+                            d,
+                            DocumentKind::ProofOfDelivery | DocumentKind::DeliverySlip
+                        )
+                    })
                     .collect();
                 let Some(scheduled) = p.scheduled else {
                     continue;
@@ -128,9 +156,9 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             ctx,
             rule,
             text!(
-                "shipping documents are due ",
+                "export and hazard documents are due ",
                 t.ship_docs_before_hours,
-                " h before shipping; proof of delivery within ",
+                " h before shipping, the delivery slip at shipping; proof of delivery within ",
                 t.pod_after_hours,
                 " h after"
             ),
@@ -143,11 +171,13 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 documents: names.clone(),
             },
             text!("Ask for ", listed, " on ", p.name),
-            vec![if p.state == PickingState::Done {
+            vec![if p.state != PickingState::Done {
+                "the shipment waits if the documents are not ready by the ship date".to_string()
+            } else if docs == [DocumentKind::ProofOfDelivery] {
                 "the carrier or customer must supply it; invoicing disputes stay open until then"
                     .to_string()
             } else {
-                "the shipment waits if the documents are not ready by the ship date".to_string()
+                "the warehouse attaches copies of the documents it shipped with".to_string()
             }],
         ));
         super::push(out, e);

@@ -35,7 +35,9 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 .unwrap_or(Ix::MAX)
         })
         .collect();
-    let contract_for = |customer: Ix, product: Ix, at| {
+    // Of the rules that apply (a quantity break applies from its minimum quantity), the one
+    // with the largest minimum, as Odoo orders a pricelist's rules.
+    let contract_for = |customer: Ix, product: Ix, qty: Decimal, at| {
         let (a, b) = (
             offsets.get(customer as usize).copied().unwrap_or(0) as usize,
             offsets.get(customer as usize + 1).copied().unwrap_or(0) as usize,
@@ -47,7 +49,8 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                     .get(k)
                     .and_then(|&i| snap.contract_prices.get(i as usize))
             })
-            .find(|c| c.valid_at(at))
+            .filter(|c| c.applies(qty, at))
+            .max_by_key(|c| c.min_qty)
     };
 
     // Lowest net price that keeps the margin floor: cost × 100 / (100 − floor %). Lines
@@ -93,7 +96,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         let mut target: Option<Decimal> = None;
 
         // Contract price valid at the order date.
-        let contract = contract_for(order.customer, line.product, order.date_order);
+        let contract = contract_for(order.customer, line.product, line.qty, order.date_order);
         if let Some(c) = contract
             && c.price > Decimal::ZERO
             && (net - c.price).abs() * hundred > t.contract_tolerance_pct * c.price
@@ -200,6 +203,13 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         };
         let lref = line_ref(order, line);
         let rule = rule.to_string();
+        // The title says why: "0% off list" alone reads like a list price flagged for
+        // nothing when the reason is the margin floor.
+        let why = match rule.as_str() {
+            "thresholds.price_mismatch.margin_floor_pct" => "margin below the floor",
+            "thresholds.price_mismatch.max_discount_pct" => "discount above the limit",
+            _ => "off the contract price",
+        };
         let title = text!(
             lref,
             ": ",
@@ -210,7 +220,8 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             Num(line.discount),
             "% off list ",
             Money(line.price_unit),
-            ")"
+            "), ",
+            why
         );
         let mut e = base(
             ctx,

@@ -1,8 +1,14 @@
 //! Shipment delay: an open delivery that will reach the customer after the promise (plus
-//! the grace period), because it is scheduled too late for the carrier's transit time or
-//! the promised date has already passed without shipping.
+//! the grace period), because it is planned after the promise or the promised date has
+//! already passed without shipping.
+//!
+//! Odoo plans a delivery order on the promised date itself: confirming an order with a
+//! commitment date gives its delivery that date as `scheduled_date` and as `date_deadline`
+//! (backorders keep both; without a commitment date both are the order's expected date). So
+//! the planned date is compared with the promise as it stands, with no transit time added
+//! (adding one made every promised order "late"): a delivery is late when the warehouse
+//! moved it past the promise, or when the promise passed and it has not shipped.
 
-use chrono::Duration;
 use rust_decimal::Decimal;
 
 use super::shortage::HumanHours;
@@ -12,9 +18,6 @@ use crate::core::exception::{Action, Exception, Kind};
 use crate::core::fmt::DayOr;
 use crate::domain::PickingState;
 use crate::text;
-
-/// Transit assumed when a picking has no carrier.
-const DEFAULT_TRANSIT_HOURS: i64 = 24;
 
 pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
     let snap = ctx.snap;
@@ -45,11 +48,8 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             .copied()
             .unwrap_or(false);
         let carrier = p.carrier.and_then(|c| snap.carriers.get(c as usize));
-        let transit = carrier
-            .map(|c| i64::from(c.transit_hours))
-            .unwrap_or(DEFAULT_TRANSIT_HOURS);
-        let ship = p.scheduled.unwrap_or(ctx.now).max(ctx.now);
-        let expected = ship + Duration::hours(transit);
+        // Planned for its scheduled date; once that has passed, the earliest is now.
+        let expected = p.scheduled.unwrap_or(ctx.now).max(ctx.now);
         let late = (expected - promise).num_hours();
         if late <= grace {
             continue;
@@ -120,26 +120,20 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             p.id,
             p.name.clone(),
         ));
-        match carrier {
-            Some(c) => e.evidence.push(ev(
+        if let Some(c) = carrier {
+            e.evidence.push(ev(
                 format!(
-                    "{} needs about {} h in transit{}",
+                    "{} carries it (about {} h in transit{})",
                     c.name,
                     c.transit_hours,
                     c.on_time_rate
-                        .map(|r| format!(" and delivered {:.0}% on time", r * 100.0))
+                        .map(|r| format!(", {:.0}% on time", r * 100.0))
                         .unwrap_or_default()
                 ),
                 "delivery.carrier",
                 c.id,
                 c.name.clone(),
-            )),
-            None => e.evidence.push(ev(
-                format!("no carrier assigned; {DEFAULT_TRANSIT_HOURS} h transit assumed"),
-                "stock.picking",
-                p.id,
-                p.name.clone(),
-            )),
+            ));
         }
         e.evidence.push(policy_ev(
             ctx,
@@ -163,6 +157,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             Action::ContactCustomer {
                 order: order.name.clone(),
                 purpose: text!("tell the customer the delivery is expected ", day(expected)),
+                message: None,
             },
             "Tell the customer now, with the new expected date".to_string(),
             vec!["sets expectations before the customer chases; admits the delay".to_string()],

@@ -1,37 +1,31 @@
 //! Stock shortage: an open line whose quantity is not covered by stock on hand plus
 //! inbound arriving by its need date, after earlier-needed lines of the same product in
-//! the same warehouse were served (the available-to-promise walk in the context).
+//! the same warehouse were served (the available-to-promise walk in the context), and for
+//! which no confirmed purchase is in sight either. A line whose missing quantity waits for
+//! a confirmed purchase planned after its promise is that purchase's delay, reported by
+//! the supplier-delay detector on the line's order.
 
 use crate::core::fmt::{Money, Num, Put};
 use crate::text;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 
 use super::{base, day, ev, impact, line_ref, margin_on, policy_ev, rec};
-use crate::core::context::Context;
+use crate::core::context::{Context, Coverage};
 use crate::core::exception::{Action, Exception, Kind};
+use crate::domain::Ix;
 
 pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
     let snap = ctx.snap;
-    let horizon =
-        ctx.now + Duration::days(i64::from(ctx.policy.thresholds.stock_shortage.horizon_days));
     let full_lateness = i64::from(ctx.policy.scoring.lateness_full_at_hours);
-    // Walk the walk's coverage in slot order (it is aligned with `lines_by_product`): most
-    // lines are covered, and skipping them from one sequential array is far cheaper than
-    // looking each open line up. The emission order does not matter: exceptions are ranked
-    // by a total order afterwards.
-    for (cov, sl) in ctx.coverage.iter().zip(&ctx.lines_by_product) {
-        if cov.short <= Decimal::ZERO {
+    for (cov, li, need) in short_lines(ctx) {
+        // With an ETA the line waits for a confirmed purchase: a supplier delay.
+        if cov.eta.is_some() {
             continue;
         }
-        let li = sl.line;
         let (Some(line), Some(order)) = (snap.lines.get(li as usize), ctx.order_of(li)) else {
             continue;
         };
-        let need = ctx.need(li);
-        if need > horizon {
-            continue;
-        }
         let (Some(product), Some(wh)) = (
             snap.products.get(line.product as usize),
             snap.warehouses.get(order.warehouse as usize),
@@ -39,10 +33,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             continue;
         };
         let lref = line_ref(order, line);
-        let hours = match cov.eta {
-            Some(eta) => (eta - need).num_hours().max(ctx.hours_late(li, ctx.now)),
-            None => full_lateness.max(ctx.hours_late(li, ctx.now)),
-        };
+        let hours = full_lateness.max(ctx.hours_late(li, ctx.now));
         let revenue = cov.short * line.net_price();
         let title = text!(
             lref,
@@ -116,46 +107,13 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
                 product.sku.clone(),
             ));
         }
-        let waiting = cov.inbound.and_then(|i| snap.inbound.get(i as usize));
-        match (cov.eta, waiting) {
-            (Some(eta), Some(b)) => {
-                let supplier = snap.suppliers.get(b.supplier as usize);
-                e.evidence.push(ev(
-                    text!(
-                        "the rest is covered only by ",
-                        b.po_ref,
-                        " from ",
-                        supplier
-                            .map(|s| s.name.as_str())
-                            .unwrap_or("an unknown supplier"),
-                        " planned for ",
-                        day(eta),
-                        " (",
-                        if b.confirmed {
-                            "confirmed by the supplier"
-                        } else {
-                            "not confirmed by the supplier"
-                        },
-                        "), ",
-                        HumanHours((eta - need).num_hours()),
-                        " after the need date"
-                    ),
-                    "purchase.order.line",
-                    b.id,
-                    b.po_ref.clone(),
-                ));
-                e.confidence = if b.confirmed { 0.9 } else { 0.75 };
-            }
-            _ => {
-                e.evidence.push(ev(
-                    text!("no open purchase covers the missing ", Num(cov.short)),
-                    "purchase.order.line",
-                    0,
-                    product.sku.clone(),
-                ));
-                e.confidence = 0.95;
-            }
-        }
+        e.evidence.push(ev(
+            text!("no open purchase covers the missing ", Num(cov.short)),
+            "purchase.order.line",
+            0,
+            product.sku.clone(),
+        ));
+        e.confidence = 0.95;
         e.evidence.push(policy_ev(
             ctx,
             "thresholds.stock_shortage.horizon_days",
@@ -169,6 +127,24 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         recommend(ctx, &mut e, li, cov.short);
         super::push(out, e);
     }
+}
+
+/// Open lines not covered by their need date, needed within the shortage horizon:
+/// (coverage, line, need date). Walks the coverage in slot order (it is aligned with
+/// `lines_by_product`): most lines are covered, and skipping them from one sequential array
+/// is far cheaper than looking each open line up. The order does not matter: exceptions
+/// are ranked by a total order afterwards.
+pub(super) fn short_lines<'c>(
+    ctx: &'c Context,
+) -> impl Iterator<Item = (&'c Coverage, Ix, DateTime<Utc>)> + 'c {
+    let horizon =
+        ctx.now + Duration::days(i64::from(ctx.policy.thresholds.stock_shortage.horizon_days));
+    ctx.coverage
+        .iter()
+        .zip(&ctx.lines_by_product)
+        .filter(|(cov, _)| cov.short > Decimal::ZERO)
+        .map(|(cov, sl)| (cov, sl.line, ctx.need(sl.line)))
+        .filter(move |(_, _, need)| *need <= horizon)
 }
 
 /// Options for a short line: transfer, substitute, split, expedite or re-source, reschedule.
@@ -331,6 +307,7 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
                     po_ref: b.po_ref.clone(),
                     line: b.id,
                     supplier: supplier.map(|s| s.name.clone()).unwrap_or_default(),
+                    message: None,
                 },
                 text!(
                     "Ask ",
@@ -366,23 +343,33 @@ pub(super) fn recommend(ctx: &Context, e: &mut Exception, li: crate::domain::Ix,
 
     // Agree a new date.
     if let Some(eta) = cov.eta {
-        e.recommendations.push(rec(
-            ctx,
-            Action::Reschedule {
-                order: order.name.clone(),
-                new_date: eta,
-            },
-            text!(
-                "Agree ",
-                day(eta),
-                " with the customer as the new delivery date"
-            ),
-            vec![text!(
-                "the promise moves by ",
-                HumanHours((eta - need).num_hours())
-            )],
-        ));
+        e.recommendations.push(reschedule(ctx, order, eta, need));
     }
+}
+
+/// Agree `eta` as the order's new delivery date (the need date was `need`).
+pub(super) fn reschedule(
+    ctx: &Context,
+    order: &crate::domain::SalesOrder,
+    eta: DateTime<Utc>,
+    need: DateTime<Utc>,
+) -> crate::core::exception::Recommendation {
+    rec(
+        ctx,
+        Action::Reschedule {
+            order: order.name.clone(),
+            new_date: eta,
+        },
+        text!(
+            "Agree ",
+            day(eta),
+            " with the customer as the new delivery date"
+        ),
+        vec![text!(
+            "the promise moves by ",
+            HumanHours((eta - need).num_hours())
+        )],
+    )
 }
 
 /// "3 days", "5 h".

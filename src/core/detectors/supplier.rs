@@ -1,21 +1,33 @@
-//! Supplier delay: an open purchase line that is overdue, whose planned arrival slipped,
-//! or that the supplier has not confirmed in time — with the sales order lines that
-//! depend on it (from the available-to-promise walk), whose value is what is at risk.
+//! Supplier delay, seen from both sides:
+//! - the purchase: an open purchase line that is overdue, whose planned arrival slipped,
+//!   or that the supplier has not confirmed in time — with the sales order lines that
+//!   depend on it (from the available-to-promise walk), whose value is what is at risk;
+//! - the sale: an open sales line whose missing quantity waits for a confirmed purchase
+//!   planned after the line's promise — reported on that sales order, with the purchase as
+//!   evidence and the shortage's options (transfer, substitute, split, expedite,
+//!   reschedule), instead of as a stock shortage: the stock is on order, only too late.
 
 use crate::core::fmt::Num;
+use crate::text;
 use chrono::Duration;
 use rust_decimal::Decimal;
 
-use super::shortage::human_hours;
-use super::{bare, day, ev, line_ref, margin_on, policy_ev, rec};
+use super::shortage::{HumanHours, human_hours};
+use super::{bare, base, day, ev, impact, line_ref, margin_on, policy_ev, rec};
 use crate::core::context::Context;
 use crate::core::exception::{Action, Exception, Impact, Kind};
-use crate::domain::{PurchaseState, Tier};
+use crate::domain::{InboundLine, Ix, PurchaseState, Supplier, Tier};
 
 /// Affected orders listed by name at most.
 const MAX_RELATED: usize = 20;
 
 pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
+    late_purchases(ctx, out);
+    orders_waiting(ctx, out);
+}
+
+/// Purchase lines late on their own terms (overdue, slipped, unconfirmed).
+fn late_purchases(ctx: &Context, out: &mut Vec<Exception>) {
     let snap = ctx.snap;
     let t = &ctx.policy.thresholds.supplier_delay;
     for (bi, b) in snap.inbound.iter().enumerate() {
@@ -208,11 +220,7 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
         };
         e.recommendations.push(rec(
             ctx,
-            Action::ExpeditePurchase {
-                po_ref: b.po_ref.clone(),
-                line: b.id,
-                supplier: supplier.name.clone(),
-            },
+            expedite(b, supplier),
             if unconfirmed && overdue_h.is_none() && !slipped {
                 format!("Chase {} for a confirmation of {}", supplier.name, b.po_ref)
             } else {
@@ -243,5 +251,205 @@ pub(super) fn detect(ctx: &Context, out: &mut Vec<Exception>) {
             ));
         }
         super::push(out, e);
+    }
+}
+
+/// Sales lines whose missing quantity is covered only by a confirmed purchase planned after
+/// their promise (the lot that completes them in the available-to-promise walk), and
+/// make-to-order lines whose own purchase is planned after their promise (Odoo's link,
+/// whatever stock the walk finds: such a delivery waits for its receipt): one delay per
+/// such line, on its sales order, with the purchase line as evidence.
+fn orders_waiting(ctx: &Context, out: &mut Vec<Exception>) {
+    let mut reported = std::collections::HashSet::new();
+    for (cov, li, need) in super::shortage::short_lines(ctx) {
+        let (Some(eta), Some(bi)) = (cov.eta, cov.inbound) else {
+            continue;
+        };
+        if eta > need && waiting(ctx, out, li, bi, cov.short, Waits::Walk) {
+            reported.insert(li);
+        }
+    }
+    let horizon =
+        ctx.now + Duration::days(i64::from(ctx.policy.thresholds.stock_shortage.horizon_days));
+    for link in &ctx.snap.supply_links {
+        let (li, bi) = (link.line, link.inbound);
+        let Some(b) = ctx.snap.inbound.get(bi as usize) else {
+            continue;
+        };
+        let need = ctx.need(li);
+        let qty = ctx.open(li).min(b.open_qty());
+        if reported.contains(&li)
+            || ctx.coverage(li).is_none()
+            || need > horizon
+            || b.planned.is_none_or(|p| p <= need)
+            || qty <= Decimal::ZERO
+        {
+            continue;
+        }
+        if waiting(ctx, out, li, bi, qty, Waits::MadeToOrder) {
+            reported.insert(li);
+        }
+    }
+}
+
+/// Why a sales line waits for a purchase.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Waits {
+    /// The available-to-promise walk: the missing quantity is covered by this lot only.
+    Walk,
+    /// Odoo's make-to-order link: the delivery waits for this purchase's receipt.
+    MadeToOrder,
+}
+
+/// Report sales line `li` waiting for `short` from inbound line `bi`, planned after the
+/// line's need date; whether it was reported.
+fn waiting(
+    ctx: &Context,
+    out: &mut Vec<Exception>,
+    li: Ix,
+    bi: Ix,
+    short: Decimal,
+    why: Waits,
+) -> bool {
+    let snap = ctx.snap;
+    let need = ctx.need(li);
+    let (Some(b), Some(line), Some(order)) = (
+        snap.inbound.get(bi as usize),
+        snap.lines.get(li as usize),
+        ctx.order_of(li),
+    ) else {
+        return false;
+    };
+    let Some(eta) = b.planned else {
+        return false;
+    };
+    if b.state != PurchaseState::Purchase {
+        return false;
+    }
+    let (Some(product), Some(supplier)) = (
+        snap.products.get(line.product as usize),
+        snap.suppliers.get(b.supplier as usize),
+    ) else {
+        return false;
+    };
+    let lref = line_ref(order, line);
+    let late = (eta - need).num_hours();
+    let title = text!(
+        lref,
+        ": ",
+        Num(short),
+        " × ",
+        product.sku,
+        " waits for ",
+        b.po_ref,
+        " from ",
+        supplier.name,
+        ", planned ",
+        HumanHours(late),
+        " after the promise"
+    );
+    let mut e = base(
+        ctx,
+        Kind::SupplierDelay,
+        &[&order.name, &text!(line.id), &b.po_ref, &text!(b.id)],
+        order,
+        Some(line),
+        title,
+        "thresholds.supplier_delay".into(),
+        impact(
+            ctx,
+            order,
+            short * line.net_price(),
+            margin_on(ctx, line, short),
+            late.max(ctx.hours_late(li, ctx.now)),
+        ),
+    );
+    e.related_orders = vec![b.po_ref.clone()];
+    e.evidence.push(ev(
+        text!(
+            lref,
+            " needs ",
+            Num(line.open_qty()),
+            " × ",
+            product.sku,
+            " by ",
+            day(need),
+            "; ",
+            Num(short),
+            if why == Waits::MadeToOrder {
+                " of it is bought for it (make-to-order) and waits for that purchase"
+            } else {
+                " of it is not covered by stock or earlier supply"
+            }
+        ),
+        "sale.order.line",
+        line.id,
+        lref.clone(),
+    ));
+    e.evidence.push(ev(
+        text!(
+            b.po_ref,
+            ": ",
+            Num(b.open_qty()),
+            " × ",
+            product.sku,
+            " from ",
+            supplier.name,
+            " planned for ",
+            day(eta),
+            ", ",
+            HumanHours(late),
+            " after ",
+            order.name,
+            "'s need date (",
+            if b.confirmed {
+                "confirmed by the supplier"
+            } else {
+                "not confirmed by the supplier"
+            },
+            ")"
+        ),
+        "purchase.order.line",
+        b.id,
+        b.po_ref.clone(),
+    ));
+    e.evidence.push(policy_ev(
+        ctx,
+        "thresholds.supplier_delay",
+        "a purchase planned after the promise of the sales order it supplies is a delay for that order"
+            .to_string(),
+    ));
+    e.confidence = if b.confirmed { 0.9 } else { 0.8 };
+    if why == Waits::Walk {
+        super::shortage::recommend(ctx, &mut e, li, short);
+    } else {
+        e.recommendations.push(rec(
+            ctx,
+            expedite(b, supplier),
+            text!(
+                "Ask ",
+                supplier.name,
+                " to deliver ",
+                b.po_ref,
+                " by ",
+                day(need)
+            ),
+            vec!["expedited freight costs more".to_string()],
+        ));
+        e.recommendations
+            .push(super::shortage::reschedule(ctx, order, eta, need));
+    }
+    super::push(out, e);
+    true
+}
+
+/// Ask the supplier to ship an inbound line sooner (the text is written or drafted when it
+/// is requested).
+fn expedite(b: &InboundLine, supplier: &Supplier) -> Action {
+    Action::ExpeditePurchase {
+        po_ref: b.po_ref.clone(),
+        line: b.id,
+        supplier: supplier.name.clone(),
+        message: None,
     }
 }

@@ -64,6 +64,8 @@ fn no_shortage_when_stock_covers_demand() {
     assert!(of_kind(&scan(&k), Kind::StockShortage).is_empty());
 }
 
+/// The earlier need is served from stock; the later one waits for a confirmed purchase
+/// planned after its promise: that purchase's delay on the order (not a shortage).
 #[test]
 fn earlier_need_is_served_first_and_inbound_gives_eta() {
     let mut k = Kit::new();
@@ -74,7 +76,8 @@ fn earlier_need_is_served_first_and_inbound_gives_eta() {
     let early = k.order(c, 0, Some(2), &[(p, 10)]);
     let late = k.order(c, 0, Some(6), &[(p, 10)]);
     let r = scan(&k);
-    let e = one(&r, Kind::StockShortage);
+    assert!(of_kind(&r, Kind::StockShortage).is_empty());
+    let e = one(&r, Kind::SupplierDelay);
     assert_eq!(e.order_ref, k.s.orders[late as usize].name);
     assert_ne!(e.order_ref, k.s.orders[early as usize].name);
     // Covered when the purchase arrives, 6 days after the need date.
@@ -258,6 +261,7 @@ fn price_below_contract_and_margin_floor() {
         customer: c,
         product: p,
         price: d(90),
+        min_qty: Decimal::ZERO,
         valid_from: Some(days(-100)),
         valid_to: Some(days(100)),
         reference: "CT-1".into(),
@@ -299,12 +303,44 @@ fn contract_within_tolerance_is_fine() {
         customer: c,
         product: p,
         price: Decimal::new(9020, 2),
+        min_qty: Decimal::ZERO,
         valid_from: None,
         valid_to: None,
         reference: "CT-1".into(),
     });
     k.line_mut(o, 1).discount = d(10); // net 90.00 vs 90.20: 0.2% off
     assert!(of_kind(&scan(&k), Kind::PriceMismatch).is_empty());
+}
+
+/// A quantity break ("80 from 100 units") does not apply to a quotation of 4: at list
+/// price, 0 % off, it is what Odoo's pricelist gives, not a mismatch.
+#[test]
+fn quantity_break_applies_only_from_its_minimum() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, None);
+    k.stock(p, 0, 1000, 0);
+    let small = k.order(c, 0, Some(5), &[(p, 4)]);
+    k.s.orders[small as usize].state = OrderState::Draft;
+    let big = k.order(c, 0, Some(5), &[(p, 100)]);
+    k.s.contract_prices.push(crate::domain::ContractPrice {
+        id: 1,
+        customer: c,
+        product: p,
+        price: d(80),
+        min_qty: d(100),
+        valid_from: None,
+        valid_to: None,
+        reference: "Volume".into(),
+    });
+    let r = scan(&k);
+    let e = one(&r, Kind::PriceMismatch);
+    assert_eq!(e.order_ref, k.s.orders[big as usize].name);
+    assert!(
+        e.evidence
+            .iter()
+            .any(|x| x.fact.contains("contract price 80"))
+    );
 }
 
 #[test]
@@ -345,6 +381,96 @@ fn order_that_crosses_the_limit_is_held_not_the_ones_before() {
     assert_eq!(release.approver_roles, vec!["finance"]);
 }
 
+/// Invoices weigh with their taxes (`amount_residual`), so the uninvoiced part of an order
+/// does too: 1 000 untaxed at 15 % is 1 150 against a 1 100 limit.
+#[test]
+fn uninvoiced_exposure_counts_the_orders_taxes() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, Some(1100));
+    k.stock(p, 0, 100, 0);
+    let o = k.order(c, 0, Some(5), &[(p, 10)]);
+    assert!(of_kind(&scan(&k), Kind::CreditHold).is_empty());
+    k.s.orders[o as usize].tax_rate = Decimal::new(15, 2);
+    let r = scan(&k);
+    let e = one(&r, Kind::CreditHold);
+    assert!(
+        e.title.contains("exposure 50.00 over the 1100 limit"),
+        "{}",
+        e.title
+    );
+}
+
+/// Payment history sets the confidence of a hold over the limit and is its own evidence:
+/// a customer who pays on time makes it less certain, one who pays later and later more.
+#[test]
+fn payment_history_sets_the_confidence_and_is_evidence() {
+    use crate::domain::{OpenItem, PaymentHistory, PaymentTrend, TrendDirection};
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, Some(500));
+    k.stock(p, 0, 100, 0);
+    k.order(c, 0, Some(5), &[(p, 10)]); // 1000 on a 500 limit
+    let hold = |k: &Kit| one(&scan(k), Kind::CreditHold).clone();
+    assert_eq!(hold(&k).confidence, 0.8, "no history");
+
+    k.s.customers[c as usize].payments = PaymentHistory {
+        invoices_paid: 10,
+        paid_late: 1,
+        avg_days_late: 3.0,
+        max_days_late: 3,
+        ..PaymentHistory::default()
+    };
+    let e = hold(&k);
+    assert_eq!(e.confidence, 0.7, "pays on time");
+    assert!(
+        e.evidence.iter().any(|x| x.fact
+            == "paid 1 of 10 invoices late in the last 12 months (average 3 days late, at most 3)"),
+        "{:?}",
+        e.evidence
+    );
+
+    k.s.customers[c as usize].payments.trend = Some(PaymentTrend {
+        recent_days_past_due: 12.0,
+        recent_invoices: 2,
+        earlier_days_past_due: 0.5,
+        earlier_invoices: 8,
+        direction: TrendDirection::Worsening,
+    });
+    k.s.customers[c as usize].payments.partially_paid = 1;
+    k.s.customers[c as usize].payments.oldest_open = Some(OpenItem {
+        id: 77,
+        invoice: "INV/2026/00077".into(),
+        due: k.s.taken_at + chrono::Duration::days(5),
+        residual: Decimal::from(250),
+    });
+    let e = hold(&k);
+    assert_eq!(e.confidence, 0.9, "paying later and later");
+    let facts: Vec<&str> = e.evidence.iter().map(|x| x.fact.as_str()).collect();
+    assert!(
+        facts
+            .iter()
+            .any(|f| f.starts_with("payments worsening: 12 days past due")),
+        "{facts:?}"
+    );
+    assert!(
+        facts.contains(&"1 open invoice(s) partly paid"),
+        "{facts:?}"
+    );
+    let oldest = e
+        .evidence
+        .iter()
+        .find(|x| x.fact.starts_with("oldest open item"))
+        .unwrap();
+    assert_eq!(
+        (oldest.source.model.as_ref(), oldest.source.id),
+        ("account.move", 77)
+    );
+
+    k.s.customers[c as usize].payments.paid_late = 5;
+    assert_eq!(hold(&k).confidence, 0.95, "a late payer");
+}
+
 #[test]
 fn customer_without_limit_is_not_held_unless_overdue() {
     let mut k = Kit::new();
@@ -368,17 +494,30 @@ fn customer_without_limit_is_not_held_unless_overdue() {
 // ---- shipment delay -------------------------------------------------------------
 
 #[test]
-fn shipment_scheduled_too_late_for_transit() {
+fn delivery_moved_past_the_promise() {
     let mut k = Kit::new();
     let p = k.product("SKU-1");
     let c = k.customer("Acme", Tier::B, None);
     k.stock(p, 0, 100, 0);
     let o = k.order(c, 0, Some(3), &[(p, 10)]);
-    k.picking(o, 4); // ships after the promise; +24 h transit
+    k.picking(o, 4); // the warehouse moved it a day past the promise
     let r = scan(&k);
     let e = one(&r, Kind::ShipmentDelay);
-    assert_eq!(e.impact.hours_past_promise, 48);
+    assert_eq!(e.impact.hours_past_promise, 24);
     assert!(e.title.contains("WH1/OUT/"));
+}
+
+/// Odoo schedules a promised order's delivery on the promise itself (`scheduled_date` =
+/// `date_deadline` = `commitment_date`): that is on time, not "a transit time late".
+#[test]
+fn delivery_scheduled_on_the_promise_is_on_time() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, None);
+    k.stock(p, 0, 100, 0);
+    let o = k.order(c, 0, Some(10), &[(p, 10)]);
+    k.picking(o, 10);
+    assert!(of_kind(&scan(&k), Kind::ShipmentDelay).is_empty());
 }
 
 #[test]
@@ -446,6 +585,88 @@ fn slipped_and_unconfirmed_purchases() {
     assert!(!refs.contains(&k.s.inbound[fine as usize].po_ref.as_str()));
 }
 
+/// A confirmed purchase planned after the promise of the order it supplies is a supplier
+/// delay on that order, with the purchase line as evidence (it used to be only a shortage).
+#[test]
+fn purchase_planned_after_the_promise_delays_the_order_it_supplies() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, None);
+    k.stock(p, 0, 4, 0);
+    let b = k.inbound(p, 0, 50, 12, true);
+    let waiting = k.order(c, 0, Some(5), &[(p, 10)]);
+    let in_time = k.order(c, 0, Some(20), &[(p, 10)]);
+    let r = scan(&k);
+    let delays = of_kind(&r, Kind::SupplierDelay);
+    assert_eq!(delays.len(), 1, "{delays:#?}");
+    let e = delays[0];
+    assert_eq!(e.order_ref, k.s.orders[waiting as usize].name);
+    assert_ne!(e.order_ref, k.s.orders[in_time as usize].name);
+    assert_eq!(e.line, Some(1));
+    let po = &k.s.inbound[b as usize];
+    assert!(
+        e.evidence
+            .iter()
+            .any(|x| x.source.model == "purchase.order.line" && x.source.id == po.id),
+        "{:#?}",
+        e.evidence
+    );
+    assert_eq!(e.related_orders, vec![po.po_ref.clone()]);
+    assert_eq!(e.impact.hours_past_promise, 7 * 24);
+    assert_eq!(e.impact.revenue_at_risk, d(600)); // 6 short × 100
+    assert!(actions(e).contains(&"expedite_purchase"));
+    assert!(actions(e).contains(&"reschedule"));
+    assert!(actions(e).contains(&"split_shipment"), "4 ship now");
+    // One diagnosis per line: the stock is on order, only too late — not a shortage.
+    assert!(of_kind(&r, Kind::StockShortage).is_empty());
+}
+
+/// Make-to-order: a line bought for with its own purchase waits for that purchase, even
+/// with stock on the shelf (Odoo does not reserve stock for it) — its purchase planned
+/// after the promise is a supplier delay on the order; planned in time, nothing.
+#[test]
+fn made_to_order_line_waits_for_its_own_purchase() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, None);
+    k.stock(p, 0, 100, 0);
+    let late_po = k.inbound(p, 0, 8, 12, true);
+    let timely_po = k.inbound(p, 0, 8, 3, true);
+    let late = k.order(c, 0, Some(5), &[(p, 8)]);
+    let timely = k.order(c, 0, Some(5), &[(p, 8)]);
+    for (inbound, order) in [(late_po, late), (timely_po, timely)] {
+        let line = k.s.orders[order as usize].first_line;
+        k.s.supply_links
+            .push(crate::domain::SupplyLink { inbound, line });
+    }
+    let r = scan(&k);
+    assert!(of_kind(&r, Kind::StockShortage).is_empty());
+    let e = one(&r, Kind::SupplierDelay);
+    assert_eq!(e.order_ref, k.s.orders[late as usize].name);
+    let po = &k.s.inbound[late_po as usize];
+    assert!(
+        e.evidence
+            .iter()
+            .any(|x| x.source.model == "purchase.order.line" && x.source.id == po.id)
+    );
+    assert!(e.evidence.iter().any(|x| x.fact.contains("make-to-order")));
+    assert_eq!(e.impact.hours_past_promise, 7 * 24);
+    assert!(actions(e).contains(&"expedite_purchase"));
+    assert!(actions(e).contains(&"reschedule"));
+}
+
+/// A draft RFQ planned late is no delay of anyone's: nothing is ordered yet.
+#[test]
+fn draft_purchase_planned_late_is_no_supplier_delay() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, None);
+    let b = k.inbound(p, 0, 50, 12, true);
+    k.s.inbound[b as usize].state = crate::domain::PurchaseState::Draft;
+    k.order(c, 0, Some(5), &[(p, 10)]);
+    assert!(of_kind(&scan(&k), Kind::SupplierDelay).is_empty());
+}
+
 // ---- missing documents ----------------------------------------------------------
 
 #[test]
@@ -483,6 +704,60 @@ fn missing_proof_of_delivery_after_shipping() {
     assert!(e.title.contains("proof_of_delivery"));
     k.s.pickings[pk].done_at = Some(days(-2)); // within 96 h
     assert!(of_kind(&scan(&k), Kind::MissingDocuments).is_empty());
+}
+
+/// The delivery slip is printed when the delivery ships: an open delivery about to ship is
+/// not missing it, a shipped one without it (or anything else attached) is.
+#[test]
+fn delivery_slip_is_due_at_shipping() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, None);
+    k.stock(p, 0, 100, 0);
+    let o = k.order(c, 0, None, &[(p, 10)]);
+    let pk = k.picking(o, 0) as usize;
+    k.s.pickings[pk].documents_present.clear();
+    assert!(of_kind(&scan(&k), Kind::MissingDocuments).is_empty());
+    k.line_mut(o, 1).qty_delivered = d(10);
+    k.s.pickings[pk].state = PickingState::Done;
+    k.s.pickings[pk].done_at = Some(now());
+    let r = scan(&k);
+    let e = one(&r, Kind::MissingDocuments);
+    assert!(e.title.ends_with("missing delivery_slip"), "{}", e.title);
+    assert!(e.evidence[0].fact.contains("without delivery_slip"));
+    // The signed proof of delivery is the signed slip.
+    k.s.pickings[pk].documents_present = vec![DocumentKind::ProofOfDelivery];
+    assert!(of_kind(&scan(&k), Kind::MissingDocuments).is_empty());
+    // Long after shipping with nothing attached: both.
+    k.s.pickings[pk].documents_present.clear();
+    k.s.pickings[pk].done_at = Some(days(-6));
+    let r = scan(&k);
+    let e = one(&r, Kind::MissingDocuments);
+    assert!(
+        e.title.ends_with("delivery_slip, proof_of_delivery"),
+        "{}",
+        e.title
+    );
+    assert!(
+        e.evidence[0]
+            .fact
+            .ends_with("without delivery_slip and has no proof of delivery"),
+        "{}",
+        e.evidence[0].fact
+    );
+    // Delivered and signed for, but shipped without its dangerous-goods declaration.
+    k.s.pickings[pk]
+        .documents_required
+        .push(DocumentKind::DangerousGoods);
+    k.s.pickings[pk].documents_present = vec![DocumentKind::ProofOfDelivery];
+    let r = scan(&k);
+    let e = one(&r, Kind::MissingDocuments);
+    assert!(e.title.ends_with("missing dangerous_goods"), "{}", e.title);
+    assert!(
+        e.evidence[0].fact.ends_with("without dangerous_goods"),
+        "{}",
+        e.evidence[0].fact
+    );
 }
 
 // ---- repeated changes -----------------------------------------------------------

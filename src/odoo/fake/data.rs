@@ -1,11 +1,13 @@
 //! A snapshot written as Odoo records, the way a distributor's Odoo would hold it: partners
 //! with tier tags, warehouses with stock locations and operation types, quants, purchase
 //! orders, sales orders with lines, outgoing moves (reservations) and pickings with
-//! attachments, customer pricelists, posted invoices, and tracked changes in the chatter.
+//! attachments, customer pricelists, posted invoices with their payments (receivable lines
+//! and partial reconciliations, from each customer's payment history), and tracked changes
+//! in the chatter.
 //!
-//! Facts Odoo does not hold (a supplier's on-time rate, a customer's payment history, a
-//! purchase line's first planned date) are not written: the connector reads them from
-//! configuration or does without, exactly as it must against a real server.
+//! Facts Odoo does not hold (a supplier's on-time rate, a purchase line's first planned
+//! date) are not written: the connector reads them from configuration or does without,
+//! exactly as it must against a real server.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -26,6 +28,12 @@ const AUTHOR_BASE: i64 = 300_000;
 const PRICELIST_BASE: i64 = 500_000;
 const MESSAGE_BASE: i64 = 1_000_000;
 const FIELD_BASE: i64 = 7_000;
+/// Ids of the confirmation messages (and their tracking values), per order id.
+const STATE_MESSAGE_OFFSET: i64 = 5_000_000;
+/// Ids of the `amount_untaxed` tracking values that accompany a quantity edit.
+const AMOUNT_VALUE_OFFSET: i64 = 8_000_000;
+/// Receipt moves of purchase lines, by purchase line id.
+const RECEIPT_BASE: i64 = 9_000_000;
 
 fn rec(pairs: Vec<(&str, Value)>) -> Map<String, Value> {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
@@ -79,6 +87,10 @@ pub fn load(version: u32, snap: &Snapshot, users: &[FakeUser]) -> Db {
             ("name", json!("Demo Distributor")),
             ("currency_id", json!(1)),
             ("partner_id", json!(1)),
+            (
+                "account_use_credit_limit",
+                json!(snap.customers.iter().any(|c| c.credit_limit.is_some())),
+            ),
         ]),
     );
     for u in users {
@@ -89,6 +101,7 @@ pub fn load(version: u32, snap: &Snapshot, users: &[FakeUser]) -> Db {
                 ("id", json!(u.partner_id)),
                 ("name", json!(u.name)),
                 ("commercial_partner_id", json!(u.partner_id)),
+                ("email", json!(format!("{}@example.com", u.login))),
             ]),
         );
         put(
@@ -99,6 +112,7 @@ pub fn load(version: u32, snap: &Snapshot, users: &[FakeUser]) -> Db {
                 ("login", json!(u.login)),
                 ("name", json!(u.name)),
                 ("partner_id", json!(u.partner_id)),
+                ("email", json!(format!("{}@example.com", u.login))),
                 ("active", json!(true)),
                 ("share", json!(false)),
             ]),
@@ -402,7 +416,7 @@ pub fn load(version: u32, snap: &Snapshot, users: &[FakeUser]) -> Db {
                 ("fixed_price", f(cp.price)),
                 ("date_start", dt(cp.valid_from)),
                 ("date_end", dt(cp.valid_to)),
-                ("min_quantity", json!(0.0)),
+                ("min_quantity", f(cp.min_qty)),
             ]),
         );
     }
@@ -503,6 +517,8 @@ pub fn load(version: u32, snap: &Snapshot, users: &[FakeUser]) -> Db {
         );
     }
 
+    write_settlements(&mut db, snap, &put);
+
     // Purchase orders (one per reference) and their lines.
     let mut po_ids: HashMap<&str, i64> = HashMap::new();
     let confirmed_field = if version >= 19 {
@@ -583,6 +599,15 @@ pub fn load(version: u32, snap: &Snapshot, users: &[FakeUser]) -> Db {
                 ("date_planned", dt(b.planned)),
                 ("display_type", json!(false)),
                 ("currency_id", json!(1)),
+                // A confirmed line's receipt move (purchase_stock).
+                (
+                    "move_ids",
+                    if matches!(b.state, PurchaseState::Draft) {
+                        json!([])
+                    } else {
+                        json!([RECEIPT_BASE + b.id])
+                    },
+                ),
             ]),
         );
     }
@@ -633,6 +658,13 @@ pub fn load(version: u32, snap: &Snapshot, users: &[FakeUser]) -> Db {
                 ("locked", json!(locked)),
                 ("date_order", dt(Some(o.date_order))),
                 ("commitment_date", dt(o.promised)),
+                (
+                    "pricelist_id",
+                    pricelist_of
+                        .get(&o.customer)
+                        .map(|p| json!(p))
+                        .unwrap_or(Value::Bool(false)),
+                ),
                 ("client_order_ref", opt(o.client_ref.as_deref())),
                 (
                     "note",
@@ -711,6 +743,21 @@ pub fn load(version: u32, snap: &Snapshot, users: &[FakeUser]) -> Db {
                         ("id", json!(l.id)),
                         ("sale_line_id", json!(l.id)),
                         ("product_id", json!(product.map(|p| p.id))),
+                        // Make-to-order: the receipt of the purchase bought for the line.
+                        (
+                            "move_orig_ids",
+                            json!(
+                                snap.supply_links
+                                    .iter()
+                                    .filter(|k| snap
+                                        .lines
+                                        .get(k.line as usize)
+                                        .is_some_and(|x| x.id == l.id))
+                                    .filter_map(|k| snap.inbound.get(k.inbound as usize))
+                                    .map(|b| RECEIPT_BASE + b.id)
+                                    .collect::<Vec<_>>()
+                            ),
+                        ),
                         ("product_uom_qty", f(open)),
                         (qty_field, f(l.qty_reserved)),
                         ("state", json!(mv_state)),
@@ -750,6 +797,12 @@ pub fn load(version: u32, snap: &Snapshot, users: &[FakeUser]) -> Db {
                 ("picking_type_code", json!("outgoing")),
                 ("state", json!(state)),
                 ("scheduled_date", dt(p.scheduled)),
+                // Odoo's deadline is the order's commitment date, else its expected date
+                // (the order date: no customer lead time).
+                (
+                    "date_deadline",
+                    dt(order.map(|o| o.promised.unwrap_or(o.date_order))),
+                ),
                 ("date_done", dt(p.done_at)),
                 ("carrier_id", json!(p.carrier.and_then(carrier_id))),
                 ("carrier_tracking_ref", opt(p.tracking_ref.as_deref())),
@@ -791,20 +844,35 @@ pub fn load(version: u32, snap: &Snapshot, users: &[FakeUser]) -> Db {
         }
     }
 
-    // Tracked changes: a notification message with one tracking value each.
+    // Tracked changes, shaped as Odoo 17/18 track them: confirming an order is a message
+    // tracking `state`; a quantity edit is one message tracking `amount_untaxed` and
+    // `amount_total` (the line quantity itself is not tracked); other changes one value.
     let mut field_ids: BTreeMap<&str, i64> = BTreeMap::new();
     let mut authors: BTreeMap<&str, i64> = BTreeMap::new();
-    for ch in &snap.changes {
+    let field_id = |name: &'static str, field_ids: &mut BTreeMap<&str, i64>| {
         let n = field_ids.len() as i64;
-        let fid = *field_ids.entry(ch.field.as_str()).or_insert(FIELD_BASE + n);
-        let n = authors.len() as i64;
-        let aid = *authors.entry(ch.author.as_str()).or_insert(AUTHOR_BASE + n);
-        let Some(order) = snap.orders.get(ch.order as usize) else {
-            continue;
+        *field_ids.entry(name).or_insert(FIELD_BASE + n)
+    };
+    let tracked = |field: (&'static str, i64), old: Value, new: Value| -> Vec<(&str, Value)> {
+        let (side_old, side_new) = match (&old, &new) {
+            (Value::Number(_), _) => ("old_value_float", "new_value_float"),
+            _ => ("old_value_char", "new_value_char"),
         };
-        let mid = MESSAGE_BASE + ch.id;
+        let tf = if version <= 16 {
+            ("field", json!(field.0))
+        } else {
+            ("field_id", json!(field.1))
+        };
+        vec![tf, (side_old, old), (side_new, new)]
+    };
+    let message = |db: &mut Db,
+                   mid: i64,
+                   order: &crate::domain::SalesOrder,
+                   at: DateTime<Utc>,
+                   author: i64,
+                   values: Vec<(i64, Vec<(&str, Value)>)>| {
         put(
-            &mut db,
+            db,
             "mail.message",
             rec(vec![
                 ("id", json!(mid)),
@@ -812,29 +880,90 @@ pub fn load(version: u32, snap: &Snapshot, users: &[FakeUser]) -> Db {
                 ("res_id", json!(order.id)),
                 ("record_name", json!(order.name)),
                 ("body", json!("")),
-                ("author_id", json!(aid)),
-                ("date", dt(Some(ch.at))),
+                ("author_id", json!(author)),
+                ("date", dt(Some(at))),
                 ("message_type", json!("notification")),
                 ("subtype_id", json!(2)),
-                ("tracking_value_ids", json!([ch.id])),
+                (
+                    "tracking_value_ids",
+                    json!(values.iter().map(|v| v.0).collect::<Vec<_>>()),
+                ),
             ]),
         );
-        let tf = if version <= 16 {
-            ("field", json!(ch.field))
-        } else {
-            ("field_id", json!(fid))
+        for (id, fields) in values {
+            let mut r = rec(vec![("id", json!(id)), ("mail_message_id", json!(mid))]);
+            r.extend(fields.into_iter().map(|(k, v)| (k.to_string(), v)));
+            put(db, "mail.tracking.value", r);
+        }
+    };
+    let state_field = field_id("state", &mut field_ids);
+    let admin = AUTHOR_BASE;
+    authors.insert("Mitchell Admin", admin);
+    for o in &snap.orders {
+        if matches!(o.state, OrderState::Sale | OrderState::Done) {
+            let v = tracked(
+                ("state", state_field),
+                json!("Quotation"),
+                json!("Sales Order"),
+            );
+            message(
+                &mut db,
+                MESSAGE_BASE + STATE_MESSAGE_OFFSET + o.id,
+                o,
+                o.date_order,
+                admin,
+                vec![(STATE_MESSAGE_OFFSET + o.id, v)],
+            );
+        }
+    }
+    for ch in &snap.changes {
+        let n = authors.len() as i64;
+        let aid = *authors.entry(ch.author.as_str()).or_insert(AUTHOR_BASE + n);
+        let Some(order) = snap.orders.get(ch.order as usize) else {
+            continue;
         };
-        put(
-            &mut db,
-            "mail.tracking.value",
-            rec(vec![
-                ("id", json!(ch.id)),
-                tf,
-                ("old_value_char", json!(ch.old_value)),
-                ("new_value_char", json!(ch.new_value)),
-                ("mail_message_id", json!(mid)),
-            ]),
-        );
+        let values = if ch.field == "product_uom_qty" {
+            let num = |v: &str| json!(v.parse::<f64>().unwrap_or(0.0));
+            let (untaxed, total) = (
+                field_id("amount_untaxed", &mut field_ids),
+                field_id("amount_total", &mut field_ids),
+            );
+            vec![
+                (
+                    AMOUNT_VALUE_OFFSET + ch.id,
+                    tracked(
+                        ("amount_untaxed", untaxed),
+                        num(&ch.old_value),
+                        num(&ch.new_value),
+                    ),
+                ),
+                (
+                    ch.id,
+                    tracked(
+                        ("amount_total", total),
+                        num(&ch.old_value),
+                        num(&ch.new_value),
+                    ),
+                ),
+            ]
+        } else {
+            let n = field_ids.len() as i64;
+            let fid = *field_ids.entry(ch.field.as_str()).or_insert(FIELD_BASE + n);
+            let tf = if version <= 16 {
+                ("field", json!(ch.field))
+            } else {
+                ("field_id", json!(fid))
+            };
+            vec![(
+                ch.id,
+                vec![
+                    tf,
+                    ("old_value_char", json!(ch.old_value)),
+                    ("new_value_char", json!(ch.new_value)),
+                ],
+            )]
+        };
+        message(&mut db, MESSAGE_BASE + ch.id, order, ch.at, aid, values);
     }
     for (name, id) in &field_ids {
         put(
@@ -866,4 +995,191 @@ pub fn load(version: u32, snap: &Snapshot, users: &[FakeUser]) -> Db {
         rec(vec![("id", json!(2)), ("name", json!("Note"))]),
     );
     db
+}
+
+/// How [`load`] writes a row (stamping its `write_date`).
+type Put<'a> = dyn Fn(&mut Db, &str, Map<String, Value>) -> i64 + 'a;
+
+/// Move ids of the paid invoices written from the customers' payment history.
+const PAID_INVOICE_BASE: i64 = 20_000_000;
+/// Move ids of the payments (journal entries), and their receivable lines' ids.
+const PAYMENT_BASE: i64 = 30_000_000;
+
+/// Customer payments as Odoo keeps them: each invoice's receivable line
+/// (`account.move.line`), each payment's receivable line (a journal entry), and the partial
+/// reconciliation between the two whose `max_date` is when the payment came (as on the
+/// real 17 and 18 servers). The open invoices get their lines (a partly paid one, the
+/// payment of what is no longer open); each customer's [`PaymentHistory`] becomes that
+/// many paid invoices, the late ones spread evenly over the year and late by the average.
+fn write_settlements(db: &mut Db, snap: &Snapshot, put: &Put<'_>) {
+    let mut next_partial = 1i64;
+    let mut next_payment = PAYMENT_BASE;
+    let mut settle = |db: &mut Db,
+                      line: i64,
+                      partner: i64,
+                      invoice_date: DateTime<Utc>,
+                      paid: DateTime<Utc>,
+                      amount: Decimal|
+     -> i64 {
+        let (payment, partial) = (next_payment, next_partial);
+        next_payment += 1;
+        next_partial += 1;
+        put(
+            db,
+            "account.move",
+            rec(vec![
+                ("id", json!(payment)),
+                (
+                    "name",
+                    json!(format!(
+                        "PBNK1/{}/{:05}",
+                        paid.format("%Y"),
+                        payment - PAYMENT_BASE + 1
+                    )),
+                ),
+                ("move_type", json!("entry")),
+                ("state", json!("posted")),
+                ("payment_state", json!("not_paid")),
+                ("partner_id", json!(partner)),
+                ("commercial_partner_id", json!(partner)),
+                ("amount_total", f(amount)),
+                ("amount_residual", json!(0.0)),
+                ("currency_id", json!(1)),
+                ("company_id", json!(1)),
+            ]),
+        );
+        put(
+            db,
+            "account.move.line",
+            rec(vec![
+                ("id", json!(payment)),
+                ("move_id", json!(payment)),
+                ("partner_id", json!(partner)),
+                ("date", date(paid)),
+                ("date_maturity", date(paid)),
+                ("balance", f(-amount)),
+                ("amount_residual", json!(0.0)),
+                ("reconciled", json!(true)),
+                ("matched_debit_ids", json!([partial])),
+                ("parent_state", json!("posted")),
+                ("account_type", json!("asset_receivable")),
+            ]),
+        );
+        put(
+            db,
+            "account.partial.reconcile",
+            rec(vec![
+                ("id", json!(partial)),
+                ("debit_move_id", json!(line)),
+                ("credit_move_id", json!(payment)),
+                ("amount", f(amount)),
+                ("max_date", date(paid.max(invoice_date))),
+            ]),
+        );
+        partial
+    };
+    let receivable = |id: i64,
+                      partner: i64,
+                      invoice_date: DateTime<Utc>,
+                      due: DateTime<Utc>,
+                      amount: Decimal,
+                      residual: Decimal,
+                      partials: Vec<i64>| {
+        rec(vec![
+            ("id", json!(id)),
+            ("move_id", json!(id)),
+            ("partner_id", json!(partner)),
+            ("date", date(invoice_date)),
+            ("date_maturity", date(due)),
+            ("balance", f(amount)),
+            ("amount_residual", f(residual)),
+            ("reconciled", json!(residual.is_zero())),
+            ("matched_credit_ids", json!(partials)),
+            ("parent_state", json!("posted")),
+            ("account_type", json!("asset_receivable")),
+        ])
+    };
+    let partner = |c: Ix| CUSTOMER_BASE + snap.customers.get(c as usize).map(|c| c.id).unwrap_or(0);
+
+    for inv in &snap.invoices {
+        let p = partner(inv.customer);
+        let paid = inv.amount_total - inv.residual;
+        let partials = if paid > Decimal::ZERO {
+            let on = (inv.invoice_date + chrono::Duration::days(5)).min(snap.taken_at);
+            vec![settle(db, inv.id, p, inv.invoice_date, on, paid)]
+        } else {
+            Vec::new()
+        };
+        let line = receivable(
+            inv.id,
+            p,
+            inv.invoice_date,
+            inv.due_date,
+            inv.amount_total,
+            inv.residual,
+            partials,
+        );
+        put(db, "account.move.line", line);
+    }
+
+    let mut seq = 0i64;
+    for (ci, c) in snap.customers.iter().enumerate() {
+        let h = &c.payments;
+        let n = i64::from(h.invoices_paid);
+        let late = i64::from(h.paid_late.min(h.invoices_paid));
+        let total_late = (f64::from(h.avg_days_late) * late as f64)
+            .round()
+            .max(late as f64) as i64;
+        let p = partner(ci as Ix);
+        let mut late_seen = 0;
+        for j in 0..n {
+            // Due between 350 and 60 days ago: even 45 days late, paid before today.
+            let due = snap.taken_at - chrono::Duration::days(60 + j * 290 / n.max(1));
+            let invoice_date = due - chrono::Duration::days(i64::from(c.payment_terms_days));
+            let is_late = (j + 1) * late / n > j * late / n;
+            let paid_on = if is_late {
+                let days = total_late / late + i64::from(late_seen < total_late % late);
+                late_seen += 1;
+                due + chrono::Duration::days(days)
+            } else {
+                due - chrono::Duration::days(3)
+            };
+            let id = PAID_INVOICE_BASE + seq;
+            seq += 1;
+            let amount = Decimal::from(1000);
+            let name = format!("INV/{}/P{:06}", invoice_date.format("%Y"), seq);
+            put(
+                db,
+                "account.move",
+                rec(vec![
+                    ("id", json!(id)),
+                    ("name", json!(name)),
+                    ("move_type", json!("out_invoice")),
+                    ("state", json!("posted")),
+                    ("payment_state", json!("paid")),
+                    ("partner_id", json!(p)),
+                    ("commercial_partner_id", json!(p)),
+                    ("amount_total", f(amount)),
+                    ("amount_untaxed", f(amount)),
+                    ("amount_residual", json!(0.0)),
+                    ("amount_residual_signed", json!(0.0)),
+                    ("invoice_date", date(invoice_date)),
+                    ("invoice_date_due", date(due)),
+                    ("currency_id", json!(1)),
+                    ("company_id", json!(1)),
+                ]),
+            );
+            let partial = settle(db, id, p, invoice_date, paid_on, amount);
+            let line = receivable(
+                id,
+                p,
+                invoice_date,
+                due,
+                amount,
+                Decimal::ZERO,
+                vec![partial],
+            );
+            put(db, "account.move.line", line);
+        }
+    }
 }

@@ -565,6 +565,8 @@ async fn jsonrpc(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
         _ => Err(Fault::new("builtins.KeyError", "unknown service or method")),
     };
     let body = match result {
+        // Like Odoo's JSON-RPC dispatcher: a method that returned None has no `result`.
+        Ok(Value::Null) => json!({"jsonrpc": "2.0", "id": id}),
         Ok(v) => json!({"jsonrpc": "2.0", "id": id, "result": v}),
         Err(f) => {
             json!({"jsonrpc": "2.0", "id": id, "error": {"code": 200, "message": "Odoo Server Error", "data": error_data(&f)}})
@@ -842,6 +844,7 @@ fn dispatch(
             let domain = arg(pos, kw, 0, "domain").unwrap_or(&empty);
             let fields = field_list(arg(pos, kw, 1, "fields"));
             let ids = search(db, model, domain, kw)?;
+            let ids = record_rules(db, user, model, ids);
             read(db, user, model, &ids, fields.as_deref())
         }
         "search" => Ok(json!(search(
@@ -970,6 +973,21 @@ fn dispatch(
                     ),
                 ));
             }
+            // Like the real 17/18: only channels take posts from an author without e-mail.
+            let channel = model == "discuss.channel" || model == "mail.channel";
+            if !channel
+                && db.models["res.partner"]
+                    .rows
+                    .get(&user.partner_id)
+                    .and_then(|p| p.get("email"))
+                    .and_then(wire::opt_str)
+                    .is_none()
+            {
+                return Err(Fault::new(
+                    "odoo.exceptions.UserError",
+                    "Unable to send message, please configure the sender's email address.",
+                ));
+            }
             let body = kw.get("body").and_then(Value::as_str).unwrap_or("");
             let body = if kw
                 .get("body_is_html")
@@ -1001,6 +1019,33 @@ fn dispatch(
             m.insert("is_internal".into(), json!(false));
             if let Some(p) = kw.get("parent_id").and_then(Value::as_i64) {
                 m.insert("parent_id".into(), json!(p));
+            }
+            // Like Odoo: the caller's Message-Id is kept; otherwise one is made up.
+            let message_id = match kw.get("message_id").and_then(Value::as_str) {
+                Some(given) => given.to_string(),
+                None => format!(
+                    "<{}.{}-openerp-message-notify@fake>",
+                    db.generation,
+                    Utc::now().timestamp_micros()
+                ),
+            };
+            m.insert("message_id".into(), json!(message_id));
+            // Files uploaded for the composer are re-linked to the record the message is
+            // posted on (as the real server does): they become the record's attachments.
+            let attachments = id_list(kw.get("attachment_ids"));
+            if !attachments.is_empty() {
+                m.insert("attachment_ids".into(), json!(attachments));
+                db.generation += 1;
+                let now = json!(wire::format_datetime(Utc::now()));
+                if let Some(rows) = db.models.get_mut("ir.attachment") {
+                    for a in &attachments {
+                        if let Some(r) = rows.rows.get_mut(a) {
+                            r.insert("res_model".into(), json!(model));
+                            r.insert("res_id".into(), json!(id));
+                            r.insert("write_date".into(), now.clone());
+                        }
+                    }
+                }
             }
             let mid = create(db, "mail.message", m);
             let times = if cfg.duplicate_webhooks && comment && !note {
@@ -1182,6 +1227,42 @@ fn search(
         .map(|l| l as usize)
         .unwrap_or(usize::MAX);
     Ok(ids.iter().skip(offset).take(limit).copied().collect())
+}
+
+/// Record rules, as the real 17 and 18 servers have them for a salesman outside the
+/// accounting groups ("Personal Invoices" / "Personal Invoice Lines"): only customer
+/// invoices and credit notes whose salesperson is the user or nobody, and their journal
+/// items — payments' entries are hidden, partial reconciliations stay readable.
+fn record_rules(db: &Db, user: &FakeUser, model: &str, ids: Vec<i64>) -> Vec<i64> {
+    if user.accounting || !matches!(model, "account.move" | "account.move.line") {
+        return ids;
+    }
+    let moves = db.models.get("account.move");
+    let visible = |move_id: Option<i64>| {
+        let Some(m) = move_id.and_then(|m| moves.and_then(|t| t.rows.get(&m))) else {
+            return false;
+        };
+        let customer_move = matches!(
+            m.get("move_type").and_then(Value::as_str),
+            Some("out_invoice" | "out_refund")
+        );
+        let salesperson = m.get("invoice_user_id").and_then(Value::as_i64);
+        customer_move && salesperson.is_none_or(|u| u == user.id)
+    };
+    ids.into_iter()
+        .filter(|id| {
+            let move_id = if model == "account.move" {
+                Some(*id)
+            } else {
+                db.models
+                    .get(model)
+                    .and_then(|t| t.rows.get(id))
+                    .and_then(|r| r.get("move_id"))
+                    .and_then(Value::as_i64)
+            };
+            visible(move_id)
+        })
+        .collect()
 }
 
 fn read(
