@@ -463,7 +463,7 @@ async fn login_rate_limit_and_shutdown(db: Db) {
         "tokens never enter the log"
     );
     let store = s.app.store.clone();
-    s.stop().await;
+    let _dir = s.stop().await;
     let last = audit::search(
         &store,
         &AuditQuery {

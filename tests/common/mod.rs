@@ -293,7 +293,9 @@ impl TestServer {
     }
 
     /// Graceful shutdown; returns when the server has flushed everything.
-    pub async fn stop(mut self) {
+    /// Stops the worker and the server. Returns the store's configuration, which holds the
+    /// SQLite directory: keep it while the store is still read after the stop.
+    pub async fn stop(mut self) -> FreshStore {
         if let Some(w) = self.worker.take() {
             w.stop(Duration::from_secs(10)).await;
         }
@@ -303,6 +305,7 @@ impl TestServer {
         if let Some(t) = self.task.take() {
             t.await.unwrap().unwrap();
         }
+        self.cfg
     }
 }
 
