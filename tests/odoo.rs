@@ -941,16 +941,11 @@ async fn client_errors_are_typed_and_credentials_stay_out() {
 
 /// A throwaway CA and a certificate for `127.0.0.1` it signed, made by the openssl CLI.
 struct Pki {
-    dir: PathBuf,
+    /// Removed with everything in it when the `Pki` is dropped.
+    dir: tempfile::TempDir,
     ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 fn openssl(dir: &std::path::Path, args: &[&str]) {
@@ -967,8 +962,11 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
 }
 
 fn make_pki(name: &str) -> Pki {
-    let dir = std::env::temp_dir().join(format!("oc-odoo-tls-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("oc-odoo-tls-{name}-"))
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().to_path_buf();
     let ec = [
         "-newkey",
         "ec",
@@ -1020,7 +1018,7 @@ fn make_pki(name: &str) -> Pki {
         ca: dir.join("ca.pem"),
         cert: dir.join("server.pem"),
         key: dir.join("server.key"),
-        dir,
+        dir: tmp,
     }
 }
 
@@ -1142,14 +1140,14 @@ async fn https_without_the_right_ca_is_refused_clearly() {
         "no request may pass an untrusted handshake"
     );
     // CA files that cannot be used: named, before anything is sent.
-    let missing = pki.dir.join("missing.pem");
+    let missing = pki.dir.path().join("missing.pem");
     let msg = tls_error(connect_at(&fake, "admin", url.clone(), Some(missing.clone())).await);
     texts.push(msg.clone());
     assert!(
         msg.contains("cannot read the CA file") && msg.contains("missing.pem"),
         "{msg}"
     );
-    let not_pem = pki.dir.join("not-pem.txt");
+    let not_pem = pki.dir.path().join("not-pem.txt");
     std::fs::write(&not_pem, "just text, no certificate\n").unwrap();
     let msg = tls_error(connect_at(&fake, "admin", url, Some(not_pem)).await);
     texts.push(msg.clone());

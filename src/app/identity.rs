@@ -109,10 +109,7 @@ impl Expiry {
 
 /// SHA-256 hex of a token.
 pub fn hash_token(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 fn valid_name(n: &str) -> bool {
@@ -177,10 +174,7 @@ pub async fn create_token_expiring(
     }
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| TokenError::Random(e.to_string()))?;
-    let secret = format!(
-        "{TOKEN_PREFIX}{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
+    let secret = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
     let now = chrono::Utc::now().timestamp_micros();
     let expires_at = expiry.at(policy, now);
     let change = Change::InsertToken {

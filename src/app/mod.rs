@@ -255,10 +255,7 @@ pub fn new_id(prefix: &str) -> String {
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return format!("{prefix}_{:x}{n:x}", now_us());
     }
-    format!(
-        "{prefix}_{}",
-        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-    )
+    format!("{prefix}_{}", hex::encode(b))
 }
 
 impl App {

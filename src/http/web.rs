@@ -72,8 +72,7 @@ fn etags() -> &'static [String] {
             .iter()
             .map(|a| {
                 let d = Sha256::digest(a.body);
-                let hex: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
-                format!("\"{hex}\"")
+                format!("\"{}\"", hex::encode(&d[..8]))
             })
             .collect()
     })

@@ -1031,12 +1031,7 @@ impl Policy {
             }
         }
 
-        let version = hasher
-            .finalize()
-            .iter()
-            .take(6)
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>();
+        let version = hex::encode(&hasher.finalize()[..6]);
         let mut sources = BTreeMap::new();
         sources.insert("roles", roles_file);
         sources.insert("thresholds", thr_file);

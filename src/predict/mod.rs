@@ -177,11 +177,7 @@ pub struct TrainedModel {
 impl TrainedModel {
     fn content_hash(kind: ModelKind, tables: &Tables, model: &Logistic) -> String {
         let body = serde_json::to_string(&(kind, tables, model)).unwrap_or_default();
-        Sha256::digest(body.as_bytes())
-            .iter()
-            .take(6)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex::encode(&Sha256::digest(body.as_bytes())[..6])
     }
 }
 

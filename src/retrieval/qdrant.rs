@@ -244,17 +244,11 @@ pub fn point_id(doc_id: &str) -> String {
     for (to, from) in b.iter_mut().zip(digest.iter()) {
         *to = *from;
     }
-    b[6] = (b[6] & 0x0f) | 0x80; // version 8
-    b[8] = (b[8] & 0x3f) | 0x80; // RFC 9562 variant
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    // Version 8 (custom) with the RFC 9562 variant bits, set by the builder.
+    uuid::Builder::from_custom_bytes(b)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }
 
 /// The point stored for a document: derived id, vector, and our id and corpus as payload.

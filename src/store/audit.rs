@@ -156,7 +156,7 @@ fn encode(
 pub fn row_hash(seq: i64, at: i64, e: &AuditEvent, payload: &str, prev_hash: &str) -> String {
     let mut h = Sha256::new();
     encode(&mut |b: &[u8]| h.update(b), seq, at, e, payload, prev_hash);
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(h.finalize())
 }
 
 /// The keyed hash of a row: an HMAC-SHA-256 under an audit key.

@@ -51,11 +51,7 @@ impl std::fmt::Debug for Key {
 impl Key {
     fn new(secret: Vec<u8>) -> Key {
         use sha2::Digest;
-        let id = sha2::Sha256::digest(&secret)
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let id = hex::encode(&sha2::Sha256::digest(&secret)[..8]);
         Key { id, secret }
     }
 
@@ -64,7 +60,7 @@ impl Key {
         let mut b = [0u8; 32];
         getrandom::fill(&mut b)
             .map_err(|e| super::corrupt("audit key", format!("no OS randomness: {e}")))?;
-        Ok(Key::new(hex(&b).into_bytes()))
+        Ok(Key::new(hex::encode(b).into_bytes()))
     }
 
     /// A MAC over bytes the caller feeds in.
@@ -75,7 +71,7 @@ impl Key {
             Err(_) => return String::new(),
         };
         feed(&mut |b: &[u8]| m.update(b));
-        hex(&m.finalize().into_bytes())
+        hex::encode(m.finalize().into_bytes())
     }
 
     fn write(&self, path: &Path) -> Result<(), StoreError> {
@@ -92,10 +88,6 @@ impl Key {
         f.write_all(b"\n").map_err(io)?;
         f.sync_all().map_err(io)
     }
-}
-
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The keys a store signs and verifies with, and where its checkpoints go.

@@ -157,13 +157,20 @@ pub async fn fresh(db: Db) -> FreshStore {
         }
         Db::Postgres => {
             let admin = postgres_url();
-            let cfg = order_copilot::store::create_database_for_tests(
+            let mut cfg = order_copilot::store::create_database_for_tests(
                 &admin,
                 &unique("oc").to_lowercase(),
             )
             .await
             .unwrap();
-            FreshStore { cfg, _dir: None }
+            // The database's audit key and checkpoints go to a directory removed on drop,
+            // not to a fixed path under the system temp dir that outlives the test.
+            let dir = temp_dir("oc-pg");
+            cfg.data_dir = dir.to_path_buf();
+            FreshStore {
+                cfg,
+                _dir: Some(dir),
+            }
         }
     }
 }
