@@ -139,7 +139,7 @@ pub fn objective(p: &Problem, a: &[Assignment]) -> Result<i128, CheckError> {
 /// Enumerates every integer assignment of every allowed pair (including pairs
 /// with zero or negative value) within the remaining supply and demand, and
 /// keeps the first one with the highest objective. Shares no logic with
-/// [`solve`]. Returns [`CheckError::TooLarge`] when the product of
+/// [`solve`](super::solve). Returns [`CheckError::TooLarge`] when the product of
 /// `min(supply qty, demand qty) + 1` over the allowed pairs exceeds
 /// [`BRUTE_FORCE_LIMIT`].
 pub fn brute_force(p: &Problem) -> Result<Solution, CheckError> {
