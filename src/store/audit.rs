@@ -246,7 +246,12 @@ fn take_bodies(e: &mut AuditEvent) -> Vec<(&'static str, String)> {
             && !v.is_null()
         {
             let plain = v.to_string();
-            *v = serde_json::json!({ BODY_DIGEST: super::seal::digest(&plain) });
+            let mut digest = serde_json::Map::new();
+            digest.insert(
+                BODY_DIGEST.to_string(),
+                serde_json::Value::String(super::seal::digest(&plain)),
+            );
+            *v = serde_json::Value::Object(digest);
             out.push((*f, plain));
         }
     }

@@ -7,7 +7,7 @@
 //! hex, mode 0600) — beside the audit key, never in the database. Someone who can read the
 //! database (or a backup of it) without the key reads ciphertext.
 //!
-//! A sealed value is text: `sealed:v1:<key id>:<base64 of nonce ‖ ciphertext>`. Its
+//! A sealed value is text: `sealed:v1:<key id>:<hex of nonce ‖ ciphertext>`. Its
 //! associated data names where it belongs (`audit:<seq>:<field>`, `turn:<id>:<column>`),
 //! so a sealed body copied into another row does not open. Text without the prefix is a
 //! row from before encryption and is read as it is (the migration path). A retired key
@@ -16,7 +16,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 
@@ -159,7 +158,7 @@ impl BodyKeys {
         Ok(format!(
             "{PREFIX}{}:{}",
             self.current.id,
-            base64::engine::general_purpose::STANDARD_NO_PAD.encode(blob)
+            super::audit_key::hex(&blob)
         ))
     }
 
@@ -169,14 +168,12 @@ impl BodyKeys {
         let Some(rest) = stored.strip_prefix(PREFIX) else {
             return Ok(stored.to_string());
         };
-        let (id, b64) = rest.split_once(':').ok_or(OpenError::Malformed)?;
+        let (id, blob_hex) = rest.split_once(':').ok_or(OpenError::Malformed)?;
         let key = std::iter::once(&self.current)
             .chain(&self.retired)
             .find(|k| k.id == id)
             .ok_or_else(|| OpenError::UnknownKey(id.to_string()))?;
-        let blob = base64::engine::general_purpose::STANDARD_NO_PAD
-            .decode(b64)
-            .map_err(|_| OpenError::Malformed)?;
+        let blob = unhex(blob_hex).ok_or(OpenError::Malformed)?;
         if blob.len() < 12 + 16 {
             return Err(OpenError::Malformed);
         }
