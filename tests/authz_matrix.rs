@@ -184,12 +184,27 @@ async fn pending_approval(
             let id = body["approval"]["id"].as_str().unwrap();
             return s.app.store.get_approval(id).await.unwrap();
         }
+        eprintln!("request on {case}: {st} {body}");
     }
     None
 }
 
 async fn matrix(db: Db) {
-    let s = TestServer::start(db, 400).await;
+    // Rates are tested in tests/limits.rs; here every cell must reach its route.
+    let policy = common::policy_with(
+        "limits.toml",
+        &[
+            (
+                "chat = { per_minute = 20, burst = 5 }",
+                "chat = { per_minute = 10000, burst = 1000 }",
+            ),
+            (
+                "api = { per_minute = 600, burst = 120 }",
+                "api = { per_minute = 10000, burst = 1000 }",
+            ),
+        ],
+    );
+    let s = TestServer::start_with_policy(db, 400, policy).await;
     let policy = s.app.policy.clone();
     let permits = |role: &str, p: &str| {
         policy
@@ -257,7 +272,13 @@ async fn matrix(db: Db) {
                 .push_back(id.to_string());
         }
     }
-    let any = &list["items"][0];
+    // A sales order's case (a supplier's purchase order has no explanation page).
+    let any = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["order_ref"].as_str().unwrap().starts_with('S'))
+        .unwrap();
     let mut world = World {
         cases,
         any_case: any["id"].as_str().unwrap().to_string(),
@@ -376,6 +397,16 @@ async fn matrix(db: Db) {
                                 ))
                             }
                         }
+                    }
+                    // Without a token nothing is decided: the request stays as it is.
+                    Rule::Approve | Rule::Reject if role.is_none() => {
+                        (whose == Whose::Other).then(|| {
+                            (
+                                path.replace("{id}", &world.any_approval),
+                                json!({"reason": "checked by the authorisation matrix"}),
+                                401,
+                            )
+                        })
                     }
                     Rule::Approve | Rule::Reject => {
                         let requester = match (whose, &who.token, role) {
