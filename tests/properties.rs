@@ -394,11 +394,17 @@ fn chat_bodies_never_panic() {
     let t = Instant::now();
     let mut r = runner(25_000);
     r.run(&chat_body(), |(body, why)| {
-        let req = axum::http::Request::post("/api/chat")
+        let mut req = axum::http::Request::post("/api/chat")
             .header("authorization", format!("Bearer {token}"))
             .header("content-type", "application/json")
             .body(axum::body::Body::from(body))
             .unwrap();
+        // What the server's listener attaches to every request.
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                40000,
+            ))));
         let (status, text) = rt.block_on(async {
             let resp = router.clone().oneshot(req).await.unwrap();
             let status = resp.status().as_u16();
