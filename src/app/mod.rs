@@ -1014,7 +1014,9 @@ impl App {
             limit: Some(100),
             ..AuditQuery::default()
         };
-        Ok(audit::search(&self.store, &q).await?)
+        let mut rows = audit::search(&self.store, &q).await?;
+        audit::open_bodies(&self.store, &mut rows).await?;
+        Ok(rows)
     }
 
     /// Search the audit log (needs `read_audit`).
@@ -1024,7 +1026,28 @@ impl App {
         q: &AuditQuery,
     ) -> Result<Vec<AuditRecord>, AppError> {
         self.require(user, "read_audit")?;
-        Ok(audit::search(&self.store, q).await?)
+        let mut rows = audit::search(&self.store, q).await?;
+        // Holders of `read_audit` read the bodies (decrypted, checked against the chain).
+        audit::open_bodies(&self.store, &mut rows).await?;
+        Ok(rows)
+    }
+
+    /// Apply `retention.body_days`: bodies stored before the cut-off become their digests.
+    /// The run is audited (`retention.expired`). `None` when bodies are kept forever.
+    pub async fn expire_bodies(&self, now: i64) -> Result<Option<audit::Expired>, AppError> {
+        let Some(before) = self.policy.retention.cutoff(now) else {
+            return Ok(None);
+        };
+        let done = audit::expire_bodies(&self.store, before).await?;
+        if done.audit_bodies > 0 || done.turns > 0 {
+            let ev = done
+                .event(before, self.policy.retention.body_days)
+                .policy(&self.policy.version);
+            if let Err(e) = self.audit.append(ev).await {
+                tracing::warn!(error = %e, "retention run not audited");
+            }
+        }
+        Ok(Some(done))
     }
 
     /// Verify the audit chain (needs `read_audit`).

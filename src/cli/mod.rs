@@ -186,7 +186,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Retrieval(a)) => bench_retrieval::retrieval(a, out),
         Command::Serve(a) => server::serve(policy, cli.policies.as_deref(), *a, out),
         Command::Token(c) => server::token(policy, c, out),
-        Command::Audit(c) => server::audit_cmd(c, out),
+        Command::Audit(c) => server::audit_cmd(&policy, c, out),
         Command::Model(c) => model::run(&policy, c, out),
         Command::Report(a) => server::report(policy, a, out),
         Command::Bench(BenchCommand::Chat(a)) => copilot::bench_chat(policy, a, out),

@@ -124,11 +124,22 @@ pub enum AuditCommand {
         #[command(flatten)]
         storage: StorageArgs,
     },
-    /// Write rows as JSON Lines.
+    /// Replace prompt and response bodies older than `retention.body_days` with their
+    /// SHA-256 (the chain still verifies); a running server does this every
+    /// `retention.every_hours`.
+    Expire {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Write rows as JSON Lines, prompt and response bodies decrypted (the operator holds
+    /// the body key; over the API only holders of `read_audit` read them).
     Export {
         /// From this time: RFC 3339 (2026-11-01T00:00:00Z) or a date (2026-11-01).
         #[arg(long)]
         since: Option<String>,
+        /// Leave bodies as their digests, as stored (no decryption).
+        #[arg(long)]
+        sealed: bool,
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -224,6 +235,9 @@ pub fn serve(
         if let Some(path) = &store.audit_keys().created {
             writeln!(out, "First start: the audit log's key was created at {} (mode 0600). It signs every audit row; keep a copy somewhere safe and outside this machine's backups of the database — without it the log cannot be verified. Replicas on one database need the same key (AUDIT_KEY).\n", path.display())?;
         }
+        if let Some(path) = &store.body_keys().created {
+            writeln!(out, "First start: the key that encrypts prompts and responses at rest was created at {} (mode 0600). Keep a copy outside the database's backups — without it stored bodies cannot be read. Replicas on one database need the same key (BODY_KEY).\n", path.display())?;
+        }
         if store.token_count().await? == 0 {
             let token = identity::create_token(&store, &app.policy, "admin", "admin").await?;
             writeln!(out, "First start: an admin token was created. It is shown only this once:\n\n  {token}\n\nUse it as `Authorization: Bearer {token}`; create more with `order-copilot token create`.")?;
@@ -241,6 +255,7 @@ pub fn serve(
         out.flush()?;
 
         let worker = start_outbox_worker(&app, &a.outbox);
+        spawn_retention(&app);
         let shutdown = async move {
             shutdown_signal().await;
             // Executions in flight end (or keep their lease for another worker) before the
@@ -251,6 +266,33 @@ pub fn serve(
         store.close().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Apply `retention.body_days` now and every `retention.every_hours` while the server
+/// runs (each run is audited when it expired anything).
+fn spawn_retention(app: &Arc<crate::app::App>) {
+    let weak = Arc::downgrade(app);
+    let every = Duration::from_secs(u64::from(app.policy.retention.every_hours) * 3600);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let Some(app) = weak.upgrade() else { return };
+            match app
+                .expire_bodies(chrono::Utc::now().timestamp_micros())
+                .await
+            {
+                Ok(Some(done)) => tracing::info!(
+                    audit_bodies = done.audit_bodies,
+                    turns = done.turns,
+                    legacy_rows = done.legacy_rows,
+                    "retention applied"
+                ),
+                Ok(None) => return,
+                Err(e) => tracing::warn!(error = %e, "retention run failed"),
+            }
+        }
+    });
 }
 
 /// Start this process's outbox worker: it executes approved actions (this replica's and,
@@ -472,8 +514,14 @@ fn parse_since(s: &str) -> anyhow::Result<i64> {
     )
 }
 
-/// `audit verify` / `audit export`.
-pub fn audit_cmd(cmd: AuditCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+/// `audit verify` / `audit rotate-key` / `audit expire` / `audit export`.
+pub fn audit_cmd(
+    policy: &Policy,
+    cmd: AuditCommand,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let retention = policy.retention.clone();
+    let version = policy.version.clone();
     runtime()?.block_on(async move {
         match cmd {
             AuditCommand::Verify { storage } => {
@@ -534,8 +582,38 @@ pub fn audit_cmd(cmd: AuditCommand, out: &mut dyn Write) -> anyhow::Result<ExitC
                 )?;
                 Ok(ExitCode::SUCCESS)
             }
+            AuditCommand::Expire { storage } => {
+                let Some(before) = retention.cutoff(chrono::Utc::now().timestamp_micros()) else {
+                    writeln!(out, "retention.body_days is 0: bodies are kept forever")?;
+                    return Ok(ExitCode::SUCCESS);
+                };
+                let store = storage.open().await?;
+                let done = audit::expire_bodies(&store, before).await?;
+                if done.audit_bodies > 0 || done.turns > 0 {
+                    audit::write_batch(
+                        &store,
+                        vec![done.event(before, retention.body_days).policy(&version)],
+                    )
+                    .await?;
+                }
+                store.close().await;
+                writeln!(
+                    out,
+                    "bodies older than {} days replaced by their digests: {} audit bodies, {} conversation turns",
+                    retention.body_days, done.audit_bodies, done.turns
+                )?;
+                if done.legacy_rows > 0 {
+                    writeln!(
+                        out,
+                        "note: {} older audit rows were written before bodies were sealed and keep them inline (rewriting them would break the chain)",
+                        done.legacy_rows
+                    )?;
+                }
+                Ok(ExitCode::SUCCESS)
+            }
             AuditCommand::Export {
                 since,
+                sealed,
                 out: file,
                 storage,
             } => {
@@ -550,13 +628,13 @@ pub fn audit_cmd(cmd: AuditCommand, out: &mut dyn Write) -> anyhow::Result<ExitC
                         let f = std::fs::File::create(&path)
                             .with_context(|| format!("cannot write {}", path.display()))?;
                         let mut w = std::io::BufWriter::new(f);
-                        let n = audit::export(&store, since, &mut w).await?;
+                        let n = audit::export_with(&store, since, !sealed, &mut w).await?;
                         w.flush()?;
                         n
                     }
                     None => {
                         let mut buf = Vec::new();
-                        let n = audit::export(&store, since, &mut buf).await?;
+                        let n = audit::export_with(&store, since, !sealed, &mut buf).await?;
                         out.write_all(&buf)?;
                         n
                     }

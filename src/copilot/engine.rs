@@ -617,6 +617,17 @@ impl Copilot {
                 prompts: &self.prompts,
                 user_asked_to_act: understanding.asks_to_act(),
                 audience: &s.audience,
+                scope: crate::copilot::tools::act::conversation_orders(
+                    &state,
+                    std::iter::once(s.message.as_str())
+                        .chain(s.history.iter().map(|t| t.message.as_str())),
+                    &[
+                        s.order.as_deref(),
+                        prior.order.as_deref(),
+                        understanding.order.as_deref(),
+                    ],
+                ),
+                act_requests: Default::default(),
             },
             tx: &tx,
             conversation_id: s.conversation_id.clone(),

@@ -31,7 +31,15 @@ pub(super) async fn chat(
     Extension(user): Extension<User>,
     b: Bytes,
 ) -> Result<Response, ApiError> {
-    let body: ChatBody = serde_json::from_slice(&b)
+    let body: serde_json::Value = serde_json::from_slice(&b)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    // serde would also read the struct from an array (`["hi"]`): only an object is a body.
+    if !body.is_object() {
+        return Err(ApiError::BadRequest(
+            "invalid JSON body: expected an object like {\"message\": \"…\"}".into(),
+        ));
+    }
+    let body: ChatBody = serde_json::from_value(body)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
     // Held by the stream below: the slot frees when the turn's last event is sent or the
     // client goes away.

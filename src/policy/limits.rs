@@ -28,6 +28,13 @@ pub struct Limits {
     pub model_tokens_per_day: u64,
     /// Days a new API token lasts unless its creator says otherwise; 0 = never expires.
     pub token_expiry_days: u32,
+    /// Approval requests the copilot may make in one turn (at least 1).
+    #[serde(default = "default_requests_per_turn")]
+    pub copilot_requests_per_turn: u32,
+}
+
+fn default_requests_per_turn() -> u32 {
+    3
 }
 
 impl Default for Limits {
@@ -44,6 +51,7 @@ impl Default for Limits {
             concurrent_turns: 2,
             model_tokens_per_day: 200_000,
             token_expiry_days: 90,
+            copilot_requests_per_turn: default_requests_per_turn(),
         }
     }
 }
@@ -66,6 +74,12 @@ impl Limits {
             return Some((
                 "limits.concurrent_turns".into(),
                 "must be at least 1 (0 would refuse every chat)".into(),
+            ));
+        }
+        if self.copilot_requests_per_turn == 0 {
+            return Some((
+                "limits.copilot_requests_per_turn".into(),
+                "must be at least 1 (0 would refuse every action the user asks for)".into(),
             ));
         }
         if self.token_expiry_days > 36_500 {

@@ -12,6 +12,7 @@
 pub mod expr;
 pub mod fields;
 pub mod limits;
+pub mod retention;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -34,6 +35,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../policies/data_access.toml"),
     ),
     ("limits.toml", include_str!("../../policies/limits.toml")),
+    (
+        "retention.toml",
+        include_str!("../../policies/retention.toml"),
+    ),
     ("roles.toml", include_str!("../../policies/roles.toml")),
     ("routing.toml", include_str!("../../policies/routing.toml")),
     (
@@ -424,6 +429,7 @@ struct RawFile {
     predictions: Option<Predictions>,
     data_access: Option<BTreeMap<String, DataAccessRule>>,
     limits: Option<limits::Limits>,
+    retention: Option<retention::Retention>,
 }
 
 /// When a prediction becomes a predicted exception.
@@ -509,6 +515,9 @@ pub struct Policy {
     /// Request rates, concurrent turns, model tokens per day and token lifetime
     /// (`limits.toml`; the defaults when no file defines them).
     pub limits: limits::Limits,
+    /// How long prompt and response bodies are kept (`retention.toml`; the defaults when
+    /// no file defines them).
+    pub retention: retention::Retention,
 }
 
 /// The built-in exception kinds that routing must cover.
@@ -592,6 +601,7 @@ impl Policy {
         let mut predictions: Option<(String, Predictions)> = None;
         let mut data_access: Option<(String, BTreeMap<String, DataAccessRule>)> = None;
         let mut limits: Option<(String, limits::Limits)> = None;
+        let mut retention: Option<(String, retention::Retention)> = None;
 
         fn once<T>(
             slot: &mut Option<(String, T)>,
@@ -633,6 +643,7 @@ impl Policy {
             once(&mut predictions, file, "predictions", raw.predictions)?;
             once(&mut data_access, file, "data_access", raw.data_access)?;
             once(&mut limits, file, "limits", raw.limits)?;
+            once(&mut retention, file, "retention", raw.retention)?;
             for r in raw.rules.unwrap_or_default() {
                 raw_rules.push((file.clone(), r));
             }
@@ -939,6 +950,11 @@ impl Policy {
         {
             return Err(invalid(file, key, problem));
         }
+        if let Some((file, r)) = &retention
+            && let Some((key, problem)) = r.problem()
+        {
+            return Err(invalid(file, key, problem));
+        }
 
         // Custom rules.
         let schema = fields::schema();
@@ -1049,6 +1065,12 @@ impl Policy {
             sources.insert("limits", file);
             l
         });
+        let retention = retention
+            .map(|(file, r)| {
+                sources.insert("retention", file);
+                r
+            })
+            .unwrap_or_default();
         Ok(Policy {
             version,
             sources,
@@ -1062,6 +1084,7 @@ impl Policy {
             predictions,
             data_access,
             limits: limits.unwrap_or_default(),
+            retention,
         })
     }
 

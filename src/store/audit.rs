@@ -15,6 +15,12 @@
 //!
 //! Secrets never enter: payload keys that name credentials are replaced by `<redacted>`
 //! before hashing, whatever the caller passed.
+//!
+//! Bodies (what was sent to a model and what it answered, see [`BODY_FIELDS`]) are not
+//! in the hashed payload: each is replaced there by `{"body_sha256": <digest>}` and stored
+//! sealed ([`super::seal`]) in `audit_bodies`. The chain covers the digests, so a body
+//! dropped by retention ([`expire_bodies`]) leaves the chain intact, and a body that is
+//! there must match its digest ([`open_bodies`]).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -205,6 +211,55 @@ pub fn redact(v: &mut serde_json::Value) {
         serde_json::Value::Array(a) => a.iter_mut().for_each(redact),
         _ => {}
     }
+}
+
+/// Payload fields that are prompt or response bodies, per event kind: sealed at rest,
+/// kept as their SHA-256 in the chain, dropped after `retention.body_days`.
+pub const BODY_FIELDS: &[(&str, &[&str])] = &[
+    ("llm.prompt", &["messages"]),
+    ("llm.response", &["text", "tool_calls"]),
+    ("chat.message", &["message"]),
+    ("chat.answer", &["answer"]),
+    ("copilot.tool", &["result"]),
+];
+
+/// The key a body's digest stands under in the hashed payload.
+pub const BODY_DIGEST: &str = "body_sha256";
+
+fn body_fields(kind: &str) -> &'static [&'static str] {
+    BODY_FIELDS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, f)| *f)
+        .unwrap_or(&[])
+}
+
+/// Take the bodies out of an event's payload, leaving their digests: (field, JSON text).
+fn take_bodies(e: &mut AuditEvent) -> Vec<(&'static str, String)> {
+    let fields = body_fields(&e.kind);
+    let Some(map) = e.payload.as_object_mut() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for f in fields {
+        if let Some(v) = map.get_mut(*f)
+            && !v.is_null()
+        {
+            let plain = v.to_string();
+            let mut digest = serde_json::Map::new();
+            digest.insert(
+                BODY_DIGEST.to_string(),
+                serde_json::Value::String(super::seal::digest(&plain)),
+            );
+            *v = serde_json::Value::Object(digest);
+            out.push((*f, plain));
+        }
+    }
+    out
+}
+
+fn body_aad(seq: i64, field: &str) -> String {
+    format!("audit:{seq}:{field}")
 }
 
 /// A copilot turn to store with its audit events.
@@ -485,13 +540,13 @@ async fn write_entries(store: &Store, entries: Vec<Entry>) -> Result<Vec<Written
             "system",
             serde_json::json!({"from": from, "to": keys.current.id, "rows_before": seq0}),
         );
-        insert_events(&mut tx, &mut chain, vec![rotated]).await?;
+        insert_events(&mut tx, store.body_keys(), &mut chain, vec![rotated]).await?;
     }
     let mut out = Vec::with_capacity(entries.len());
     for entry in entries {
         let (seqs, change) = match entry.change {
             None => (
-                insert_events(&mut tx, &mut chain, entry.events).await?,
+                insert_events(&mut tx, store.body_keys(), &mut chain, entry.events).await?,
                 Ok(Applied::Yes),
             ),
             Some((change, events)) => {
@@ -502,7 +557,9 @@ async fn write_entries(store: &Store, entries: Vec<Entry>) -> Result<Vec<Written
                 let before = chain.clone();
                 let r = async {
                     let applied = changes::apply(&mut tx, &change).await?;
-                    let seqs = insert_events(&mut tx, &mut chain, events(applied)).await?;
+                    let seqs =
+                        insert_events(&mut tx, store.body_keys(), &mut chain, events(applied))
+                            .await?;
                     Ok::<_, StoreError>((applied, seqs))
                 }
                 .await;
@@ -533,7 +590,14 @@ async fn write_entries(store: &Store, entries: Vec<Entry>) -> Result<Vec<Written
                 sqlx::query("SAVEPOINT turn_write")
                     .execute(&mut *tx)
                     .await?;
-                match super::chat::write_turn(&mut tx, w.conversation.as_ref(), &w.turn).await {
+                match super::chat::write_turn(
+                    &mut tx,
+                    store.body_keys(),
+                    w.conversation.as_ref(),
+                    &w.turn,
+                )
+                .await
+                {
                     Ok(()) => {
                         sqlx::query("RELEASE SAVEPOINT turn_write")
                             .execute(&mut *tx)
@@ -592,12 +656,14 @@ struct Chain {
 /// Insert events at the end of the chain; returns their seqs.
 async fn insert_events(
     conn: &mut sqlx::AnyConnection,
+    bodies: &super::seal::BodyKeys,
     chain: &mut Chain,
     events: Vec<AuditEvent>,
 ) -> Result<Vec<i64>, StoreError> {
     let mut seqs = Vec::with_capacity(events.len());
     for mut e in events {
         redact(&mut e.payload);
+        let taken = take_bodies(&mut e);
         chain.seq += 1;
         let payload = e.payload.to_string();
         let hash = row_mac(&chain.key, chain.seq, chain.at, &e, &payload, &chain.prev);
@@ -622,6 +688,16 @@ async fn insert_events(
         .bind(&chain.key.id)
         .execute(&mut *conn)
         .await?;
+        for (field, plain) in taken {
+            let sealed = bodies.seal(&plain, &body_aad(chain.seq, field))?;
+            sqlx::query("INSERT INTO audit_bodies (seq, field, at, body) VALUES ($1, $2, $3, $4)")
+                .bind(chain.seq)
+                .bind(field)
+                .bind(chain.at)
+                .bind(&sealed)
+                .execute(&mut *conn)
+                .await?;
+        }
         chain.prev = hash;
         seqs.push(chain.seq);
     }
@@ -933,10 +1009,21 @@ pub async fn search(store: &Store, q: &AuditQuery) -> Result<Vec<AuditRecord>, S
     rows.iter().map(|r| record(r).map(|x| x.0)).collect()
 }
 
-/// Write every row from `since` (Unix µs) on as JSON Lines; returns the count.
+/// Write every row from `since` (Unix µs) on as JSON Lines, bodies opened
+/// ([`open_bodies`]); returns the count.
 pub async fn export(
     store: &Store,
     since: i64,
+    out: &mut (dyn std::io::Write + Send),
+) -> Result<i64, StoreError> {
+    export_with(store, since, true, out).await
+}
+
+/// [`export`], with bodies opened or left as their digests (`open`: false), as stored.
+pub async fn export_with(
+    store: &Store,
+    since: i64,
+    open: bool,
     out: &mut (dyn std::io::Write + Send),
 ) -> Result<i64, StoreError> {
     let mut after = 0i64;
@@ -952,8 +1039,14 @@ pub async fn export(
         if rows.is_empty() {
             break;
         }
-        for r in &rows {
-            let (rec, _) = record(r)?;
+        let mut recs = rows
+            .iter()
+            .map(|r| record(r).map(|x| x.0))
+            .collect::<Result<Vec<_>, _>>()?;
+        if open {
+            open_bodies(store, &mut recs).await?;
+        }
+        for rec in &recs {
             after = rec.seq;
             let line = serde_json::to_string(&rec)
                 .map_err(|e| super::corrupt("audit row", e.to_string()))?;
@@ -962,6 +1055,131 @@ pub async fn export(
         }
     }
     Ok(n)
+}
+
+/// Put the bodies back into records read from the log (for holders of `read_audit`):
+/// each `{"body_sha256": …}` becomes the body, decrypted and checked against its digest.
+/// A body past its retention stays its digest, marked `"expired": true`; one that does not
+/// open or match keeps its digest with an `"error"` saying why. Rows from before bodies
+/// were sealed carry their bodies inline and are left as they are.
+pub async fn open_bodies(store: &Store, recs: &mut [AuditRecord]) -> Result<(), StoreError> {
+    let seqs: Vec<i64> = recs
+        .iter()
+        .filter(|r| !body_fields(&r.event.kind).is_empty())
+        .map(|r| r.seq)
+        .collect();
+    let mut found: std::collections::HashMap<(i64, String), String> =
+        std::collections::HashMap::new();
+    for chunk in seqs.chunks(500) {
+        let list = chunk
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        // The list is integers formatted here, never caller text.
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT seq, field, body FROM audit_bodies WHERE seq IN ({list})"
+        )))
+        .fetch_all(store.pool())
+        .await?;
+        for r in rows {
+            found.insert((r.try_get(0)?, r.try_get(1)?), r.try_get(2)?);
+        }
+    }
+    let keys = store.body_keys();
+    for rec in recs.iter_mut() {
+        let seq = rec.seq;
+        let fields = body_fields(&rec.event.kind);
+        let Some(map) = rec.event.payload.as_object_mut() else {
+            continue;
+        };
+        for f in fields {
+            let Some(slot) = map.get_mut(*f) else {
+                continue;
+            };
+            let Some(digest) = slot
+                .get(BODY_DIGEST)
+                .and_then(|d| d.as_str())
+                .map(str::to_string)
+            else {
+                continue; // Inline: a row from before bodies were sealed.
+            };
+            let problem = match found.remove(&(seq, f.to_string())) {
+                None => Some(("expired", serde_json::Value::Bool(true))),
+                Some(sealed) => match keys.open(&sealed, &body_aad(seq, f)) {
+                    Ok(plain) if super::seal::digest(&plain) == digest => {
+                        *slot = serde_json::from_str(&plain)
+                            .unwrap_or(serde_json::Value::String(plain));
+                        None
+                    }
+                    Ok(_) => Some((
+                        "error",
+                        "the stored body does not match the digest the chain holds".into(),
+                    )),
+                    Err(e) => Some(("error", e.to_string().into())),
+                },
+            };
+            if let Some((k, v)) = problem
+                && let Some(o) = slot.as_object_mut()
+            {
+                o.insert(k.to_string(), v);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a retention run did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Expired {
+    /// Audit bodies dropped (their digests stay in the chain).
+    pub audit_bodies: u64,
+    /// Conversation turns whose question, answer and events became their digests.
+    pub turns: u64,
+    /// Audit rows older than the cut-off that carry their bodies inline (written before
+    /// bodies were sealed): kept, since rewriting them would break the chain.
+    pub legacy_rows: u64,
+}
+
+impl Expired {
+    /// The audit event recording a run (`retention.expired`).
+    pub fn event(&self, before: i64, body_days: u32) -> AuditEvent {
+        AuditEvent::new(
+            "retention.expired",
+            "system",
+            serde_json::json!({"before": before, "body_days": body_days,
+                               "audit_bodies": self.audit_bodies, "turns": self.turns,
+                               "legacy_rows_kept": self.legacy_rows}),
+        )
+    }
+}
+
+/// Drop every body stored before `before` (Unix µs): sealed audit bodies are deleted
+/// (the chain keeps their digests) and conversation turns' texts become
+/// `expired:sha256:<digest>`.
+pub async fn expire_bodies(store: &Store, before: i64) -> Result<Expired, StoreError> {
+    let mut out = Expired::default();
+    let r = sqlx::query("DELETE FROM audit_bodies WHERE at < $1")
+        .bind(before)
+        .execute(store.pool())
+        .await?;
+    out.audit_bodies = r.rows_affected();
+    out.turns = super::chat::expire_turns(store, before).await?;
+    let kinds = BODY_FIELDS
+        .iter()
+        .map(|(k, _)| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    // Kinds are the constants above, never caller text.
+    let legacy: i64 = sqlx::query(AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM audit WHERE at < $1 AND kind IN ({kinds}) AND payload NOT LIKE '%\"{BODY_DIGEST}\"%'"
+    )))
+    .bind(before)
+    .fetch_one(store.pool())
+    .await?
+    .try_get(0)?;
+    out.legacy_rows = legacy.max(0) as u64;
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,10 +1,30 @@
 //! Copilot conversations and their turns. A turn is stored whole once it finished (its
 //! message, answer, mode and the events it streamed), so reading a conversation back
 //! replays exactly what the user saw.
+//!
+//! The question, the answer and the streamed events are sealed at rest
+//! ([`super::seal`]); turns from before that are read as they are. Retention
+//! ([`expire_turns`]) replaces them with `expired:sha256:<digest>` (the events with `[]`).
 
 use sqlx::Row;
 
+use super::seal::{self, BodyKeys};
 use super::{Store, StoreError};
+
+/// What an expired turn's question and answer start with.
+pub const EXPIRED: &str = "expired:sha256:";
+
+fn aad(turn: &str, column: &str) -> String {
+    format!("turn:{turn}:{column}")
+}
+
+fn open(keys: &BodyKeys, turn: &str, column: &str, stored: String) -> Result<String, StoreError> {
+    if !seal::is_sealed(&stored) {
+        return Ok(stored);
+    }
+    keys.open(&stored, &aad(turn, column))
+        .map_err(|e| super::corrupt("conversation_turns", format!("turn {turn} {column}: {e}")))
+}
 
 /// One stored turn.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +90,7 @@ async fn insert_conversation(
 /// connection inside the caller's transaction.
 pub(super) async fn write_turn(
     conn: &mut sqlx::AnyConnection,
+    keys: &BodyKeys,
     conversation: Option<&ConversationRow>,
     t: &TurnRow,
 ) -> Result<(), StoreError> {
@@ -84,12 +105,12 @@ pub(super) async fn write_turn(
     .bind(&t.conversation_id)
     .bind(t.seq)
     .bind(&t.actor)
-    .bind(&t.message)
-    .bind(&t.answer)
+    .bind(keys.seal(&t.message, &aad(&t.id, "message"))?)
+    .bind(keys.seal(&t.answer, &aad(&t.id, "answer"))?)
     .bind(&t.mode)
     .bind(i64::from(t.fallback))
     .bind(t.context.to_string())
-    .bind(t.events.to_string())
+    .bind(keys.seal(&t.events.to_string(), &aad(&t.id, "events"))?)
     .bind(t.created_at)
     .execute(&mut *conn)
     .await?;
@@ -132,7 +153,7 @@ impl Store {
     /// ([`super::audit::AuditLog::append_turn`]), in the transaction of the turn's events.
     pub async fn insert_turn(&self, t: &TurnRow) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        write_turn(&mut tx, None, t).await?;
+        write_turn(&mut tx, self.body_keys(), None, t).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -151,19 +172,21 @@ impl Store {
         .bind(limit.clamp(1, 1000))
         .fetch_all(self.pool())
         .await?;
+        let keys = self.body_keys();
         let mut turns = rows
             .iter()
             .map(|r| {
+                let id: String = r.try_get(0)?;
                 let fallback: i64 = r.try_get(7)?;
                 let context: String = r.try_get(8)?;
-                let events: String = r.try_get(9)?;
+                let events = open(keys, &id, "events", r.try_get(9)?)?;
                 Ok(TurnRow {
-                    id: r.try_get(0)?,
+                    message: open(keys, &id, "message", r.try_get(4)?)?,
+                    answer: open(keys, &id, "answer", r.try_get(5)?)?,
+                    id,
                     conversation_id: r.try_get(1)?,
                     seq: r.try_get(2)?,
                     actor: r.try_get(3)?,
-                    message: r.try_get(4)?,
-                    answer: r.try_get(5)?,
                     mode: r.try_get(6)?,
                     fallback: fallback != 0,
                     context: json("conversation_turns.context_json", &context)?,
@@ -174,5 +197,46 @@ impl Store {
             .collect::<Result<Vec<_>, StoreError>>()?;
         turns.reverse();
         Ok(turns)
+    }
+}
+
+/// Replace the question, answer and events of every turn stored before `before` (Unix
+/// µs) with their digests; returns how many turns changed.
+pub(super) async fn expire_turns(store: &Store, before: i64) -> Result<u64, StoreError> {
+    let keys = store.body_keys();
+    let mut n = 0u64;
+    loop {
+        let rows = sqlx::query(
+            "SELECT id, message, answer, events_json FROM conversation_turns \
+             WHERE created_at < $1 AND message NOT LIKE 'expired:%' LIMIT 500",
+        )
+        .bind(before)
+        .fetch_all(store.pool())
+        .await?;
+        if rows.is_empty() {
+            return Ok(n);
+        }
+        let mut tx = store.pool().begin().await?;
+        for r in &rows {
+            let id: String = r.try_get(0)?;
+            let gone = |column: &str, stored: String| -> Result<String, StoreError> {
+                Ok(format!(
+                    "{EXPIRED}{}",
+                    seal::digest(&open(keys, &id, column, stored)?)
+                ))
+            };
+            let message = gone("message", r.try_get(1)?)?;
+            let answer = gone("answer", r.try_get(2)?)?;
+            sqlx::query(
+                "UPDATE conversation_turns SET message = $2, answer = $3, events_json = '[]' WHERE id = $1",
+            )
+            .bind(&id)
+            .bind(&message)
+            .bind(&answer)
+            .execute(&mut *tx)
+            .await?;
+            n += 1;
+        }
+        tx.commit().await?;
     }
 }

@@ -15,6 +15,7 @@ pub mod intel;
 pub mod outbox;
 pub mod predictions;
 mod rows;
+pub mod seal;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -56,6 +57,9 @@ pub enum StoreError {
     /// The audit key is missing, unusable, or not the one the chain is signed with.
     #[error("audit key: {0}")]
     AuditKey(String),
+    /// The body key (prompts and responses at rest) is missing or unusable.
+    #[error("body key: {0}")]
+    BodyKey(String),
     /// The database URL is not one we support.
     #[error("unsupported DATABASE_URL scheme (use sqlite:// or postgres://)")]
     UnsupportedUrl,
@@ -128,6 +132,7 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     audit_keys: std::sync::Arc<audit_key::AuditKeys>,
+    body_keys: std::sync::Arc<seal::BodyKeys>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -170,16 +175,25 @@ impl Store {
         MIGRATOR.run(&pool).await?;
         let env_key = std::env::var("AUDIT_KEY").ok();
         let audit_keys = audit_key::AuditKeys::load(&cfg.data_dir, env_key.as_deref())?;
+        let body_key = std::env::var(seal::KEY_ENV).ok();
+        let body_keys = seal::BodyKeys::load(&cfg.data_dir, body_key.as_deref())?;
         Ok(Store {
             pool,
             backend,
             audit_keys: std::sync::Arc::new(audit_keys),
+            body_keys: std::sync::Arc::new(body_keys),
         })
     }
 
     /// The audit log's keys and checkpoint file (from `AUDIT_KEY` or the data directory).
     pub fn audit_keys(&self) -> &audit_key::AuditKeys {
         &self.audit_keys
+    }
+
+    /// The keys prompt and response bodies are sealed with at rest (from `BODY_KEY` or
+    /// the data directory).
+    pub fn body_keys(&self) -> &seal::BodyKeys {
+        &self.body_keys
     }
 
     /// The backend in use.
@@ -674,6 +688,25 @@ pub async fn exec_for_tests(store: &Store, sql: &str) -> Result<u64, StoreError>
         .execute(&store.pool)
         .await?
         .rows_affected())
+}
+
+/// Every text column of every row a raw query returns, as one string. Only the tests use
+/// this, to read the database as someone without the keys would.
+#[doc(hidden)]
+pub async fn dump_for_tests(store: &Store, sql: &str) -> Result<String, StoreError> {
+    let rows = sqlx::query(AssertSqlSafe(sql.to_string()))
+        .fetch_all(&store.pool)
+        .await?;
+    let mut out = String::new();
+    for r in rows {
+        for i in 0..r.len() {
+            if let Ok(s) = r.try_get::<String, _>(i) {
+                out.push_str(&s);
+                out.push('\n');
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Create an empty PostgreSQL database `name` next to the one `admin_url` points at and

@@ -31,6 +31,95 @@ pub(super) fn admit(env: &ToolEnv<'_>) -> Result<(), ToolError> {
     Ok(())
 }
 
+/// The orders a conversation is about, the only ones its act tools may target: order
+/// references (`S00042`) and case ids (`EX-…`, standing for their order) in the user's own
+/// messages of the conversation, and the orders the user opened or was discussing
+/// (`named`). Text from records, retrieved passages or the model never adds one.
+pub fn conversation_orders<'m>(
+    state: &crate::app::ScanState,
+    messages: impl IntoIterator<Item = &'m str>,
+    named: &[Option<&str>],
+) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut add = |word: &str| {
+        let w = word.trim().to_ascii_uppercase();
+        if w.is_empty() || w.len() > 64 {
+            return;
+        }
+        if state.snapshot.order_by_name(&w).is_some() {
+            out.insert(w);
+        } else if let Some(e) = state
+            .result
+            .exceptions
+            .iter()
+            .find(|e| e.id.eq_ignore_ascii_case(&w))
+        {
+            out.insert(e.order_ref.clone());
+        }
+    };
+    for m in messages {
+        for word in m.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')) {
+            add(word);
+        }
+    }
+    for n in named.iter().flatten() {
+        add(n);
+    }
+    out
+}
+
+/// Whether this act call stays inside the conversation: it must name an order (or a case
+/// of one) the conversation is about, and the turn may make at most
+/// `limits.copilot_requests_per_turn` requests. Checked at dispatch, before the tool runs,
+/// whatever the model was told by the data it read.
+pub(super) fn in_scope(env: &ToolEnv<'_>, args: &serde_json::Value) -> Result<(), ToolError> {
+    let order = args
+        .get("order")
+        .and_then(|v| v.as_str())
+        .map(|o| o.trim().to_ascii_uppercase());
+    let case_order = args.get("case_id").and_then(|v| v.as_str()).map(|id| {
+        env.state
+            .result
+            .exceptions
+            .iter()
+            .find(|e| e.id.eq_ignore_ascii_case(id.trim()))
+            .map(|e| e.order_ref.clone())
+    });
+    let targets: Vec<String> = match (order, case_order) {
+        (None, None) => {
+            return Err(ToolError::Refused(
+                "an action must name the order (or the case) it is for".into(),
+            ));
+        }
+        (_, Some(None)) => {
+            return Err(ToolError::Refused("no such case".into()));
+        }
+        (o, Some(Some(c))) => o.into_iter().chain(std::iter::once(c)).collect(),
+        (Some(o), None) => vec![o],
+    };
+    if let Some(t) = targets.iter().find(|t| !env.scope.contains(*t)) {
+        let named = if env.scope.is_empty() {
+            "none".to_string()
+        } else {
+            env.scope.iter().cloned().collect::<Vec<_>>().join(", ")
+        };
+        return Err(ToolError::Refused(format!(
+            "{t} is not an order this conversation is about (the user named: {named}); actions are only requested for those"
+        )));
+    }
+    let max = env.app.policy.limits.copilot_requests_per_turn;
+    let n = env
+        .act_requests
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        + 1;
+    if n > max {
+        return Err(ToolError::Refused(format!(
+            "at most {max} action requests per message; ask again for more"
+        )));
+    }
+    Ok(())
+}
+
 /// Request one of a case's recommended options.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -19,7 +19,7 @@
 //!   of them approval requests, and the check that admits them;
 //! - [`lookup`] — finding orders, customers, products and cases from what a user typed.
 
-mod act;
+pub mod act;
 mod draft;
 mod lookup;
 mod read;
@@ -152,6 +152,11 @@ pub struct ToolEnv<'a> {
     pub user_asked_to_act: bool,
     /// Who will read the answer: every tool result is filtered for them.
     pub audience: &'a Audience,
+    /// The orders this conversation is about ([`act::conversation_orders`]): the only
+    /// ones act tools may target.
+    pub scope: std::collections::BTreeSet<String>,
+    /// Act requests admitted so far this turn.
+    pub act_requests: std::sync::atomic::AtomicU32,
 }
 
 /// How a tool runs: parse the JSON arguments into the tool's Rust type, then do it.
@@ -416,6 +421,7 @@ pub async fn dispatch(
     if def.risk == Risk::Act {
         // The boundary: decided here, from the tool's class, whatever the caller said.
         act::admit(env)?;
+        act::in_scope(env, args)?;
     }
     let mut out = (def.run)(env, args).await?;
     // The one filter for what the asking audience may see: the model (or template)
