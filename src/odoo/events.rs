@@ -3,9 +3,10 @@
 //!
 //! `odoo setup` installs one automation rule per model in [`EVENT_MODELS`] ("On save",
 //! action "Send Webhook Notification" to `/odoo/events?secret=…`; [`setup_events`]). Odoo
-//! sends the webhook *inside* the saving transaction, with a one-second timeout, so the
-//! endpoint answers 202 at once and the [`EventScanner`] scans a moment later
-//! ([`SETTLE`]), when the change is committed: the scan's incremental sync re-reads the
+//! sends the webhook *inside* the saving transaction, with a one-second timeout — one per
+//! record saved, a confirmation saves the order, its lines, its delivery — so the
+//! endpoint answers 202 at once and the [`EventScanner`] scans once the webhooks have been
+//! quiet for [`SETTLE`] (at most [`MAX_SETTLE`]), when the change is committed: the scan's incremental sync re-reads the
 //! records written since the last sync (the evented ones among them) and re-scans. One
 //! more scan follows [`CONFIRM_AFTER`] later, for a transaction that committed after the
 //! first read. Events arriving during a scan coalesce into one more scan. The poll
@@ -28,6 +29,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+use super::bot::same_secret;
 use super::client::{OdooClient, Secret};
 use super::wire::{self, OdooError};
 use crate::app::App;
@@ -47,8 +49,11 @@ pub fn rule_name(model: &str) -> String {
     format!("order-copilot: scan on {model} change")
 }
 
-/// Wait after an event before scanning: Odoo commits the change after our 202.
+/// Quiet time after the last event before scanning: Odoo commits the change after the
+/// last webhook of its transaction.
 pub const SETTLE: Duration = Duration::from_millis(150);
+/// Longest wait for the events of one save to stop.
+pub const MAX_SETTLE: Duration = Duration::from_secs(1);
 /// A second scan this long after an evented one, for a change committed after the first.
 pub const CONFIRM_AFTER: Duration = Duration::from_secs(2);
 /// Deliveries per minute the endpoint takes before answering 429.
@@ -87,7 +92,19 @@ impl EventScanner {
                     _ = stop.changed() => break,
                 };
                 if evented {
-                    tokio::time::sleep(SETTLE).await;
+                    // Odoo sends one webhook per record saved, all inside the saving
+                    // transaction: wait until they stop (at most MAX_SETTLE), then it has
+                    // committed.
+                    let started = Instant::now();
+                    loop {
+                        let before = me.received.load(Ordering::Relaxed);
+                        tokio::time::sleep(SETTLE).await;
+                        if me.received.load(Ordering::Relaxed) == before
+                            || started.elapsed() >= MAX_SETTLE
+                        {
+                            break;
+                        }
+                    }
                 }
                 let Some(app) = app.upgrade() else { break };
                 let started = Instant::now();
@@ -134,16 +151,6 @@ pub fn routes(scanner: Arc<EventScanner>, secret: Secret) -> Router {
             secret,
             hits: std::sync::Mutex::new(VecDeque::new()),
         }))
-}
-
-/// Compare secrets without leaking the position of the first difference.
-fn same_secret(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
-    }
-    diff == 0
 }
 
 /// The model and record id of an Odoo webhook payload (`_model`, `_id`), when the model is
