@@ -38,9 +38,10 @@ pub const KEY_CLASSES: &[(&str, &str)] = &[
     ("max_overdue_days", "credit_payment"),
     ("oldest_overdue_invoice", "credit_payment"),
     ("payment_terms_days", "credit_payment"),
-    ("invoices_paid_12m", "credit_payment"),
-    ("paid_late_12m", "credit_payment"),
-    ("late_payment_pct", "credit_payment"),
+    ("invoices_paid_12m", "payment_history"),
+    ("paid_late_12m", "payment_history"),
+    ("late_payment_pct", "payment_history"),
+    ("payment_history", "payment_history"),
     ("credit_review", "credit_payment"),
     ("margin_at_risk", "costs_margins"),
     ("margin_pct", "costs_margins"),
@@ -58,7 +59,9 @@ const MIN_VALUE_LEN: usize = 4;
 /// Data class of an evidence fact or a recommendation's text.
 pub fn fact_class(kind: &Kind, fact: &str) -> Option<&'static str> {
     let f = fact.to_ascii_lowercase();
-    if *kind == Kind::CreditHold
+    if is_payment_history(&f) {
+        Some("payment_history")
+    } else if *kind == Kind::CreditHold
         || f.contains("credit")
         || f.contains("receivable")
         || f.contains("overdue")
@@ -70,6 +73,16 @@ pub fn fact_class(kind: &Kind, fact: &str) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Whether a (lower-case) fact is about how the customer paid: the payment-history lines
+/// of the credit detector ("paid 3 of 6 invoices late …", "payments worsening: …",
+/// "… partly paid", "… settled in part by credit notes").
+fn is_payment_history(f: &str) -> bool {
+    (f.starts_with("paid ") && f.contains(" late"))
+        || f.starts_with("payments ")
+        || f.contains("partly paid")
+        || f.contains("settled in part by credit notes")
 }
 
 /// What was withheld, per data class (counts only).
@@ -497,12 +510,19 @@ mod tests {
     fn roles_see_what_the_policy_names_and_the_marker_says_why() {
         let p = policy();
         let viewer = Audience::role(&p, "viewer");
-        assert_eq!(viewer.blocked(), vec!["credit_payment", "costs_margins"]);
+        assert_eq!(
+            viewer.blocked(),
+            vec!["credit_payment", "payment_history", "costs_margins"]
+        );
         assert_eq!(
             Audience::role(&p, "service_rep").blocked(),
-            vec!["costs_margins"]
+            vec!["payment_history", "costs_margins"]
         );
         assert!(Audience::role(&p, "finance").sees_all());
+        // Payment history is finance's own: not even a sales manager or an admin sees it.
+        for role in ["sales_manager", "admin"] {
+            assert_eq!(Audience::role(&p, role).blocked(), vec!["payment_history"]);
+        }
         let mut v = json!({"credit_limit": "1000.00", "email": "a@b.nl", "margin_at_risk": 3});
         let mut out = Redactions::default();
         Withhold::new(&viewer, None).value(&mut v, &mut out);
@@ -521,9 +541,57 @@ mod tests {
     fn a_channel_sees_what_every_member_may_see() {
         let p = policy();
         let a = Audience::roles(&p, &["finance".into(), "viewer".into()]);
-        assert_eq!(a.blocked(), vec!["credit_payment", "costs_margins"]);
+        assert_eq!(
+            a.blocked(),
+            vec!["credit_payment", "payment_history", "costs_margins"]
+        );
         let a = Audience::roles(&p, &["finance".into(), "admin".into()]);
+        assert_eq!(a.blocked(), vec!["payment_history"]);
+        let a = Audience::roles(&p, &["finance".into()]);
         assert!(a.sees_all());
+    }
+
+    /// The credit summary's payment history (and its flat figures) are withheld by key
+    /// from a role without the class; the credit position around it stays.
+    #[test]
+    fn payment_history_is_withheld_from_all_but_finance() {
+        let p = policy();
+        let rep = Audience::role(&p, "service_rep");
+        let mut v = json!({"credit_limit": "1000.00", "late_payment_pct": 50,
+            "payment_history": {"invoices_paid_12m": 4, "paid_late_12m": 2, "avg_days_late": 12.5}});
+        let mut out = Redactions::default();
+        Withhold::new(&rep, None).value(&mut v, &mut out);
+        assert_eq!(v["credit_limit"], "1000.00");
+        assert_eq!(
+            v["payment_history"],
+            "[withheld: payment_history — not visible to service_rep]"
+        );
+        assert_eq!(
+            v["late_payment_pct"],
+            "[withheld: payment_history — not visible to service_rep]"
+        );
+        assert_eq!(out.classes.get("payment_history"), Some(&2));
+        assert_eq!(
+            fact_class(
+                &Kind::CreditHold,
+                "paid 3 of 6 invoices late in the last 12 months"
+            ),
+            Some("payment_history")
+        );
+        assert_eq!(
+            fact_class(
+                &Kind::CreditHold,
+                "payments worsening: 20 days past due on average"
+            ),
+            Some("payment_history")
+        );
+        assert_eq!(
+            fact_class(
+                &Kind::CreditHold,
+                "exposure 12000.00 exceeds the credit limit 10000.00"
+            ),
+            Some("credit_payment")
+        );
     }
 
     #[test]

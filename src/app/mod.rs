@@ -8,6 +8,7 @@ pub mod identity;
 mod insight;
 pub mod limits;
 pub mod outbox;
+pub mod planned;
 mod report;
 pub mod risk;
 pub mod source;
@@ -358,9 +359,11 @@ impl App {
             .snapshot()
             .await
             .map_err(|e| AppError::Internal(format!("source unavailable: {e}")))?;
+        let now = Utc::now();
+        let snapshot =
+            planned::keep_planned_dates(&self.store, &self.source.key(), snapshot, now).await?;
         let policy = self.policy.clone();
         let snap = snapshot.clone();
-        let now = Utc::now();
         let models = self.models();
         let history = match &models {
             Some(_) => self

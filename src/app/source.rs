@@ -60,6 +60,11 @@ impl ExecError {
 pub trait Source: Send + Sync {
     /// What it is (`demo seed=42 orders=1500`, an Odoo URL without credentials).
     fn describe(&self) -> String;
+    /// What the store files this source's own history under (the planned dates of its
+    /// purchase lines): stable across restarts and upgrades of the source.
+    fn key(&self) -> String {
+        self.describe()
+    }
     /// The current snapshot.
     fn snapshot(&self) -> BoxFuture<'_, Result<Arc<Snapshot>, SourceError>>;
     /// Source-specific health for `/api/status` (sync times, staleness, degraded parts).

@@ -137,7 +137,9 @@ impl OdooArgs {
 /// `odoo` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum OdooCommand {
-    /// Create the bot's channel membership and the webhook automation rule (idempotent).
+    /// Create the bot's channel membership and the webhook automation rule, and with
+    /// ODOO_EVENTS_SECRET the rules that send order, delivery, purchase and invoice changes
+    /// to `/odoo/events` (idempotent).
     Setup {
         #[command(flatten)]
         odoo: OdooArgs,
@@ -180,6 +182,23 @@ pub fn run(cmd: OdooCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                     r.automation_id,
                     if r.automation_created { "created" } else if r.url_updated { "webhook URL updated" } else { "unchanged" }
                 )?;
+                match std::env::var("ODOO_EVENTS_SECRET").ok().filter(|s| !s.is_empty()) {
+                    Some(events) => {
+                        anyhow::ensure!(events.len() >= 16, "ODOO_EVENTS_SECRET must have 16+ characters");
+                        let url = format!("{}/odoo/events?secret={events}", public_url.trim_end_matches('/'));
+                        for r in crate::odoo::events::setup_events(&client, &url).await? {
+                            writeln!(
+                                out,
+                                "events: {} #{} on {}: {}",
+                                crate::odoo::events::rule_name(r.model),
+                                r.automation_id,
+                                r.model,
+                                if r.created { "created" } else if r.url_updated { "webhook URL updated" } else { "unchanged" }
+                            )?;
+                        }
+                    }
+                    None => writeln!(out, "events: ODOO_EVENTS_SECRET is not set, no event rules installed (changes reach the server at the next poll)")?,
+                }
                 Ok(ExitCode::SUCCESS)
             }
             OdooCommand::Check { odoo } => {

@@ -232,6 +232,14 @@ pub fn serve(
             }
             _bot = Some(bot);
         }
+        // Odoo events (`odoo setup` installs the rules): a scan seconds after a change.
+        let (events_stop, events_rx) = tokio::sync::watch::channel(false);
+        if let Some(secret) = std::env::var("ODOO_EVENTS_SECRET").ok().filter(|s| !s.is_empty()) {
+            anyhow::ensure!(secret.len() >= 16, "ODOO_EVENTS_SECRET must have 16+ characters");
+            let scanner = crate::odoo::events::EventScanner::start(&app, events_rx);
+            extra = extra.merge(crate::odoo::events::routes(scanner, crate::odoo::client::Secret::new(secret)));
+            tracing::info!("Odoo events at /odoo/events: a change scans within seconds; the poll stays as the safety net");
+        }
         if let Some(path) = &store.audit_keys().created {
             writeln!(out, "First start: the audit log's key was created at {} (mode 0600). It signs every audit row; keep a copy somewhere safe and outside this machine's backups of the database — without it the log cannot be verified. Replicas on one database need the same key (AUDIT_KEY).\n", path.display())?;
         }
@@ -258,6 +266,7 @@ pub fn serve(
         spawn_retention(&app);
         let shutdown = async move {
             shutdown_signal().await;
+            let _ = events_stop.send(true);
             // Executions in flight end (or keep their lease for another worker) before the
             // audit log is flushed and closed.
             worker.stop(Duration::from_secs(10)).await;

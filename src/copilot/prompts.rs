@@ -198,7 +198,11 @@ mod tests {
         let credit = json!({"customer": "Pennine Ltd", "tier": "A", "key_account": true, "credit_limit": "334000.00",
             "exposure": "143092.77", "open_receivables": "90200.66", "open_invoices": 7, "uninvoiced_orders": "52892.11",
             "open_orders": 3, "overdue_invoices": 1, "oldest_overdue_invoice": "INV/2026/00362", "max_overdue_days": 67,
-            "paid_late_12m": 24, "invoices_paid_12m": 49, "late_payment_pct": 49, "payment_terms_days": 30});
+            "paid_late_12m": 24, "invoices_paid_12m": 49, "late_payment_pct": 49, "payment_terms_days": 30,
+            "payment_history": {"invoices_paid_12m": 49, "paid_late_12m": 24, "late_payment_pct": 49, "avg_days_late": 12.5,
+                "max_days_late": 41, "avg_days_past_due": 6.1, "partially_paid": 1, "credited": 2,
+                "trend": {"direction": "worsening", "recent_days_past_due": 14.0, "recent_invoices": 9, "earlier_days_past_due": 3.2, "earlier_invoices": 40},
+                "oldest_open": {"invoice": "INV/2026/00362", "due": "2026-09-30", "days_past_due": 67, "residual": "4200.00"}}});
         let review = p()
             .render(
                 "credit_review.j2",

@@ -128,8 +128,10 @@ pub struct Supplier {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PurchaseState {
-    /// RFQ not yet confirmed by us.
+    /// RFQ not yet confirmed by us (not sent yet, or waiting for approval).
     Draft,
+    /// RFQ sent to the supplier, not yet confirmed.
+    Sent,
     /// Confirmed purchase order.
     Purchase,
     /// Fully received or locked.

@@ -10,6 +10,7 @@
 //! - [`executor`] — [`executor::OdooExecutor`]: approved actions as named Odoo calls.
 //! - [`bot`] — the chatter/Discuss bot: webhook endpoint, poller, answers.
 //! - [`setup`] — `order-copilot odoo setup`: the bot's channel and automation rule.
+//! - [`events`] — `/odoo/events`: automation rules that scan seconds after a change.
 //! - [`fake`] — `FakeOdoo`, an HTTP server answering from a snapshot in Odoo's exact wire
 //!   format (17, 18 and 19 shapes), for tests and the benchmark.
 //!
@@ -19,6 +20,7 @@
 pub mod bot;
 pub mod client;
 pub mod config;
+pub mod events;
 pub mod executor;
 pub mod fake;
 pub mod schema;

@@ -773,6 +773,7 @@ impl OdooSource {
             let planned = wire::datetime(wire::get(r, "date_planned"));
             let state = match wire::get(po, "state").as_str() {
                 Some("purchase") => PurchaseState::Purchase,
+                Some("sent") => PurchaseState::Sent,
                 Some("done") => PurchaseState::Done,
                 Some("cancel") => PurchaseState::Cancel,
                 _ => PurchaseState::Draft,
@@ -793,7 +794,8 @@ impl OdooSource {
                 ordered_at: wire::datetime(wire::get(po, "date_approve"))
                     .or_else(|| wire::datetime(wire::get(po, "date_order")))
                     .unwrap_or(now),
-                // Odoo keeps no first-planned date: slips show as overdue lines instead.
+                // Odoo keeps no first-planned date: the store's own history of this
+                // line's `date_planned` supplies it (`app::planned`).
                 original_planned: None,
                 planned,
                 confirmed: wire::get(po, confirmed_field).as_bool().unwrap_or(false),
@@ -1238,6 +1240,10 @@ impl Source for OdooSource {
             self.client.db(),
             self.client.version().text
         )
+    }
+
+    fn key(&self) -> String {
+        format!("odoo {} db={}", self.client.url(), self.client.db())
     }
 
     fn snapshot(&self) -> BoxFuture<'_, Result<Arc<Snapshot>, SourceError>> {

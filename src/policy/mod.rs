@@ -175,6 +175,13 @@ pub struct SupplierThresholds {
     pub slip_days: u32,
     /// Days after ordering by which the supplier must confirm.
     pub confirm_within_days: u32,
+    /// Days a request for quotation may stay sent without being confirmed.
+    #[serde(default = "default_rfq_confirm_days")]
+    pub rfq_confirm_days: u32,
+}
+
+fn default_rfq_confirm_days() -> u32 {
+    7
 }
 
 /// `thresholds.missing_documents`.
@@ -463,8 +470,14 @@ pub struct DataAccessRule {
 }
 
 /// Data classes the data-access policy can allow: personal contact data, credit and
-/// payment data, costs and margins.
-pub const DATA_CLASSES: &[&str] = &["personal_contact", "credit_payment", "costs_margins"];
+/// payment data, a customer's payment history (how late each invoice was paid; finance's
+/// own), costs and margins.
+pub const DATA_CLASSES: &[&str] = &[
+    "personal_contact",
+    "credit_payment",
+    "payment_history",
+    "costs_margins",
+];
 
 /// Model providers the data-access policy names.
 pub const PROVIDERS: &[&str] = &["local", "external"];

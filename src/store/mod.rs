@@ -14,6 +14,7 @@ mod chat;
 pub mod intel;
 pub mod outbox;
 pub mod predictions;
+pub mod purchase_dates;
 mod rows;
 pub mod seal;
 

@@ -455,7 +455,9 @@ pub(super) async fn product_stock(
                 && b.open_qty() > Decimal::ZERO
                 && matches!(
                     b.state,
-                    crate::domain::PurchaseState::Purchase | crate::domain::PurchaseState::Draft
+                    crate::domain::PurchaseState::Purchase
+                        | crate::domain::PurchaseState::Draft
+                        | crate::domain::PurchaseState::Sent
                 )
         })
         .collect();
@@ -596,7 +598,37 @@ pub fn credit_position(snap: &Snapshot, c: Ix, now: DateTime<Utc>) -> Value {
         "invoices_paid_12m": pay.invoices_paid,
         "paid_late_12m": pay.paid_late,
         "late_payment_pct": late_pct,
+        "payment_history": payment_history(pay, now),
         "currency": snap.currency,
+    })
+}
+
+/// A customer's payment history over the last twelve months, as data (class
+/// `payment_history`: finance sees it, other roles see it withheld).
+fn payment_history(pay: &crate::domain::PaymentHistory, now: DateTime<Utc>) -> Value {
+    let one = |x: f32| (f64::from(x) * 10.0).round() / 10.0;
+    json!({
+        "invoices_paid_12m": pay.invoices_paid,
+        "paid_late_12m": pay.paid_late,
+        "late_payment_pct": (pay.late_share() * 100.0).round() as i64,
+        "avg_days_late": one(pay.avg_days_late),
+        "max_days_late": pay.max_days_late,
+        "avg_days_past_due": one(pay.avg_days_past_due),
+        "partially_paid": pay.partially_paid,
+        "credited": pay.credited,
+        "trend": pay.trend.map(|t| json!({
+            "direction": t.direction.as_str(),
+            "recent_days_past_due": one(t.recent_days_past_due),
+            "recent_invoices": t.recent_invoices,
+            "earlier_days_past_due": one(t.earlier_days_past_due),
+            "earlier_invoices": t.earlier_invoices,
+        })),
+        "oldest_open": pay.oldest_open.as_ref().map(|o| json!({
+            "invoice": o.invoice,
+            "due": day(o.due),
+            "days_past_due": (now - o.due).num_days().max(0),
+            "residual": money(o.residual),
+        })),
     })
 }
 

@@ -31,7 +31,14 @@ fn late_purchases(ctx: &Context, out: &mut Vec<Exception>) {
     let snap = ctx.snap;
     let t = &ctx.policy.thresholds.supplier_delay;
     for (bi, b) in snap.inbound.iter().enumerate() {
-        if b.state != PurchaseState::Purchase || b.open_qty() <= Decimal::ZERO {
+        if b.open_qty() <= Decimal::ZERO {
+            continue;
+        }
+        if b.state == PurchaseState::Sent {
+            unanswered_rfq(ctx, b, out);
+            continue;
+        }
+        if b.state != PurchaseState::Purchase {
             continue;
         }
         let (Some(product), Some(wh), Some(supplier)) = (
@@ -90,8 +97,35 @@ fn late_purchases(ctx: &Context, out: &mut Vec<Exception>) {
                 related.push(o.name.clone());
             }
         }
+        // The orders the slip makes late: dependents needed before the new planned date.
+        let made_late: Vec<(Ix, &str)> = match (slipped, b.planned) {
+            (true, Some(p)) => {
+                let mut v: Vec<(Ix, &str)> = Vec::new();
+                for &li in deps {
+                    if ctx.need(li) < p
+                        && let Some(o) = ctx.order_of(li)
+                        && !v.iter().any(|(_, n)| *n == o.name)
+                    {
+                        v.push((li, o.name.as_str()));
+                    }
+                }
+                v
+            }
+            _ => Vec::new(),
+        };
         let what = if let Some(h) = overdue_h {
             format!("{} overdue", human_hours(h))
+        } else if slipped && !made_late.is_empty() {
+            let names: Vec<&str> = made_late.iter().take(3).map(|(_, n)| *n).collect();
+            format!(
+                "slipped {slip_days} days, now makes {}{} late",
+                names.join(", "),
+                if made_late.len() > 3 {
+                    format!(" and {} more", made_late.len() - 3)
+                } else {
+                    String::new()
+                }
+            )
         } else if slipped {
             format!("slipped {slip_days} days")
         } else {
@@ -163,6 +197,34 @@ fn late_purchases(ctx: &Context, out: &mut Vec<Exception>) {
             b.id,
             b.po_ref.clone(),
         ));
+        if let (Some(o), Some(p)) = (b.original_planned.filter(|_| slipped), b.planned) {
+            e.evidence.push(ev(
+                format!(
+                    "{} moved from {} to {} ({slip_days} days later); the store has kept this line's planned date since it was first read",
+                    b.po_ref,
+                    day(o),
+                    day(p)
+                ),
+                "purchase.order.line",
+                b.id,
+                b.po_ref.clone(),
+            ));
+            for &(li, name) in made_late.iter().take(MAX_RELATED) {
+                let Some(l) = snap.lines.get(li as usize) else {
+                    continue;
+                };
+                e.evidence.push(ev(
+                    format!(
+                        "the slip makes {name} late: needed by {}, now arriving {}",
+                        day(ctx.need(li)),
+                        day(p)
+                    ),
+                    "sale.order.line",
+                    l.id,
+                    name.to_string(),
+                ));
+            }
+        }
         if let Some(r) = supplier.on_time_rate {
             e.evidence.push(ev(
                 format!(
@@ -252,6 +314,83 @@ fn late_purchases(ctx: &Context, out: &mut Vec<Exception>) {
         }
         super::push(out, e);
     }
+}
+
+/// A request for quotation sent to the supplier and still not confirmed after the policy's
+/// days: nothing is on order yet, so the sales lines short of that product wait for an
+/// answer.
+fn unanswered_rfq(ctx: &Context, b: &InboundLine, out: &mut Vec<Exception>) {
+    let snap = ctx.snap;
+    let t = &ctx.policy.thresholds.supplier_delay;
+    let waited = (ctx.now - b.ordered_at).num_days();
+    if waited <= i64::from(t.rfq_confirm_days) {
+        return;
+    }
+    let (Some(product), Some(wh), Some(supplier)) = (
+        snap.products.get(b.product as usize),
+        snap.warehouses.get(b.warehouse as usize),
+        snap.suppliers.get(b.supplier as usize),
+    ) else {
+        return;
+    };
+    let rule = "thresholds.supplier_delay.rfq_confirm_days";
+    let title = format!(
+        "{} {} × {} to {}: request for quotation sent, not confirmed after {waited} days",
+        b.po_ref,
+        Num(b.open_qty()),
+        product.sku,
+        supplier.name,
+    );
+    let mut e = bare(
+        ctx,
+        Kind::SupplierDelay,
+        &[&b.po_ref, &b.id.to_string(), "rfq"],
+        b.po_ref.clone(),
+        title,
+        rule.into(),
+        Impact {
+            revenue_at_risk: Decimal::ZERO,
+            margin_at_risk: Decimal::ZERO,
+            hours_past_promise: 0,
+            tier: Tier::C,
+        },
+    );
+    e.customer = supplier.name.clone();
+    e.warehouse = Some(wh.code.clone());
+    e.product = Some(product.sku.clone());
+    e.line_id = Some(b.id);
+    e.evidence.push(ev(
+        format!(
+            "{}: request for quotation of {} × {} dated {}, sent to {}; not confirmed after {waited} days{}",
+            b.po_ref,
+            Num(b.qty),
+            product.sku,
+            day(b.ordered_at),
+            supplier.name,
+            b.planned
+                .map(|p| format!(", asked for {}", day(p)))
+                .unwrap_or_default()
+        ),
+        "purchase.order.line",
+        b.id,
+        b.po_ref.clone(),
+    ));
+    e.evidence.push(policy_ev(
+        ctx,
+        rule,
+        format!(
+            "a request for quotation unconfirmed {} days after it was sent is late",
+            t.rfq_confirm_days
+        ),
+    ));
+    e.confidence = 0.7;
+    e.recommendations.push(rec(
+        ctx,
+        expedite(b, supplier),
+        format!("Chase {} for an answer to {}", supplier.name, b.po_ref),
+        vec!["the supplier may quote a later date or a higher price".to_string()],
+    ));
+    super::push(out, e);
 }
 
 /// Sales lines whose missing quantity is covered only by a confirmed purchase planned after

@@ -585,6 +585,71 @@ fn slipped_and_unconfirmed_purchases() {
     assert!(!refs.contains(&k.s.inbound[fine as usize].po_ref.as_str()));
 }
 
+/// A purchase moved later names the sales orders it now makes late (needed before the new
+/// date), and not those it still serves in time.
+#[test]
+fn a_slip_names_the_orders_it_makes_late() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let c = k.customer("Acme", Tier::B, None);
+    let b = k.inbound(p, 0, 50, 12, true);
+    k.s.inbound[b as usize].original_planned = Some(days(4));
+    let late = k.order(c, 0, Some(6), &[(p, 10)]);
+    let fine = k.order(c, 0, Some(20), &[(p, 10)]);
+    let r = scan(&k);
+    let po = k.s.inbound[b as usize].po_ref.clone();
+    let e = of_kind(&r, Kind::SupplierDelay)
+        .into_iter()
+        .find(|e| e.order_ref == po)
+        .unwrap();
+    let late_name = &k.s.orders[late as usize].name;
+    let fine_name = &k.s.orders[fine as usize].name;
+    assert!(
+        e.title.contains(&format!("now makes {late_name} late")),
+        "{}",
+        e.title
+    );
+    assert!(!e.title.contains(fine_name.as_str()), "{}", e.title);
+    assert!(e.evidence.iter().any(|x| x.fact.contains("moved from")));
+    assert!(e.evidence.iter().any(|x| {
+        x.fact
+            .starts_with(&format!("the slip makes {late_name} late"))
+    }));
+    assert!(
+        !e.evidence
+            .iter()
+            .any(|x| x.fact.contains(&format!("makes {fine_name}")))
+    );
+    assert_eq!(e.policy_rule, "thresholds.supplier_delay.slip_days");
+}
+
+/// An RFQ sent to the supplier and not confirmed after the policy's days is late; a recent
+/// one, and a draft never sent, are not.
+#[test]
+fn an_rfq_sent_and_not_confirmed() {
+    let mut k = Kit::new();
+    let p = k.product("SKU-1");
+    let old = k.inbound(p, 0, 50, 12, false);
+    k.s.inbound[old as usize].state = crate::domain::PurchaseState::Sent;
+    let recent = k.inbound(p, 0, 50, 12, false);
+    k.s.inbound[recent as usize].state = crate::domain::PurchaseState::Sent;
+    k.s.inbound[recent as usize].ordered_at = now() - chrono::Duration::days(2);
+    let draft = k.inbound(p, 0, 50, 12, false);
+    k.s.inbound[draft as usize].state = crate::domain::PurchaseState::Draft;
+    let r = scan(&k);
+    let delays = of_kind(&r, Kind::SupplierDelay);
+    assert_eq!(delays.len(), 1, "{delays:#?}");
+    let e = delays[0];
+    assert_eq!(e.order_ref, k.s.inbound[old as usize].po_ref);
+    assert_eq!(e.policy_rule, "thresholds.supplier_delay.rfq_confirm_days");
+    assert!(
+        e.title.contains("not confirmed after 10 days"),
+        "{}",
+        e.title
+    );
+    assert!(actions(e).contains(&"expedite_purchase"));
+}
+
 /// A confirmed purchase planned after the promise of the order it supplies is a supplier
 /// delay on that order, with the purchase line as evidence (it used to be only a shortage).
 #[test]

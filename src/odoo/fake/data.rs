@@ -536,6 +536,7 @@ pub fn load(version: u32, snap: &Snapshot, users: &[FakeUser]) -> Db {
         {
             let state = match b.state {
                 PurchaseState::Draft => "draft",
+                PurchaseState::Sent => "sent",
                 PurchaseState::Purchase => "purchase",
                 PurchaseState::Done => "done",
                 PurchaseState::Cancel => "cancel",
@@ -561,7 +562,7 @@ pub fn load(version: u32, snap: &Snapshot, users: &[FakeUser]) -> Db {
                     ("date_order", dt(Some(b.ordered_at))),
                     (
                         "date_approve",
-                        if matches!(b.state, PurchaseState::Draft) {
+                        if matches!(b.state, PurchaseState::Draft | PurchaseState::Sent) {
                             json!(false)
                         } else {
                             dt(Some(b.ordered_at))
@@ -602,7 +603,7 @@ pub fn load(version: u32, snap: &Snapshot, users: &[FakeUser]) -> Db {
                 // A confirmed line's receipt move (purchase_stock).
                 (
                     "move_ids",
-                    if matches!(b.state, PurchaseState::Draft) {
+                    if matches!(b.state, PurchaseState::Draft | PurchaseState::Sent) {
                         json!([])
                     } else {
                         json!([RECEIPT_BASE + b.id])
