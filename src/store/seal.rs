@@ -46,7 +46,7 @@ impl BodyKey {
             ))
         })?;
         use sha2::Digest;
-        let id = super::audit_key::hex(&sha2::Sha256::digest(&bytes)[..8]);
+        let id = hex::encode(&sha2::Sha256::digest(&bytes)[..8]);
         let cipher = ChaCha20Poly1305::new_from_slice(&bytes)
             .map_err(|_| StoreError::BodyKey(format!("{origin}: not a 32-byte key")))?;
         Ok(BodyKey { id, cipher })
@@ -108,7 +108,7 @@ impl BodyKeys {
                     getrandom::fill(&mut b).map_err(|e| {
                         super::corrupt("body key", format!("no OS randomness: {e}"))
                     })?;
-                    let text = super::audit_key::hex(&b);
+                    let text = hex::encode(&b);
                     write_key(&path, &text)?;
                     created = Some(path);
                     BodyKey::from_hex(&text, KEY_FILE)?
@@ -158,7 +158,7 @@ impl BodyKeys {
         Ok(format!(
             "{PREFIX}{}:{}",
             self.current.id,
-            super::audit_key::hex(&blob)
+            hex::encode(&blob)
         ))
     }
 
@@ -200,7 +200,7 @@ pub fn is_sealed(stored: &str) -> bool {
 /// SHA-256 of a body, hex: what stays once its retention ends.
 pub fn digest(plain: &str) -> String {
     use sha2::Digest;
-    super::audit_key::hex(&sha2::Sha256::digest(plain.as_bytes()))
+    hex::encode(&sha2::Sha256::digest(plain.as_bytes()))
 }
 
 fn read_key(path: &Path) -> Result<BodyKey, StoreError> {
