@@ -555,8 +555,13 @@ async fn an_invented_figure_is_corrected_once_then_answered_offline() {
         t.answer
     );
     assert!(t.events.iter().any(
-        |e| matches!(e, ChatEvent::Notice { message } if message.contains("999,999.99") && message.contains("answered offline"))
+        |e| matches!(e, ChatEvent::Notice { message } if message.contains("does not show") && message.contains("answered offline"))
     ));
+    assert!(
+        !serde_json::to_string(&t.events)
+            .unwrap()
+            .contains("999,999.99")
+    );
     // The offline answer reuses the evidence: explain_order ran once.
     assert_eq!(
         t.tools.iter().filter(|c| c.tool == "explain_order").count(),

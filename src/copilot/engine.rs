@@ -843,7 +843,7 @@ impl Copilot {
         user: &User,
         order: Option<&str>,
         state: &ScanState,
-        redactor: &Redactor,
+        redactor: &Redactor<'_>,
     ) -> [ChatMessage; 2] {
         let system = self
             .prompts
@@ -1092,15 +1092,20 @@ impl Copilot {
             .map_err(with_offline)?;
         let missing = super::grounding::check(&answer, &grounding(turn), &state.snapshot);
         if !missing.is_empty() {
+            // The figures go to the audit log, not to the reader.
             let named: Vec<String> = missing
                 .iter()
-                .take(3)
+                .take(6)
                 .map(|m| bounded_text(m, 40))
                 .collect();
-            return Err(with_offline(GiveUp::new(format!(
-                "the model's answer named {} which the data does not show",
-                named.join(", ")
-            ))));
+            turn.audit(AuditEvent::new(
+                "copilot.grounding_correction",
+                "copilot",
+                json!({"unmatched": named, "answer": bounded_text(&answer, 2000), "gave_up": true}),
+            ));
+            return Err(with_offline(GiveUp::new(
+                "the model's answer held figures the data does not show",
+            )));
         }
         turn.say(&answer);
         Ok(answer)
@@ -1117,7 +1122,7 @@ impl Copilot {
         messages: &mut Vec<ChatMessage>,
         tools: &[ToolSpec],
         grounded: bool,
-        redactor: &Redactor,
+        redactor: &Redactor<'_>,
         redactions: &mut Redactions,
         started: Instant,
         step: &mut usize,
@@ -1282,7 +1287,7 @@ impl Copilot {
                     ev.latency_ms = Some(took.as_millis() as i64);
                     turn.audit(ev);
                     if out.finish == FinishReason::Length && out.tool_calls.is_empty() {
-                        return Err(GiveUp::new("the model's answer was cut off".into()));
+                        return Err(GiveUp::new("the model's answer was cut off"));
                     }
                     return Ok((out, streamed));
                 }
@@ -1297,7 +1302,7 @@ impl Copilot {
                     turn.audit(ev);
                     match e {
                         ModelError::Transient(_) => {
-                            return Err(GiveUp::new("the model is unavailable".into()));
+                            return Err(GiveUp::new("the model is unavailable"));
                         }
                         ModelError::ContextTooLong(_) if !*trimmed => {
                             *trimmed = true;
@@ -1305,15 +1310,13 @@ impl Copilot {
                             trim(&mut req.messages);
                         }
                         ModelError::ContextTooLong(_) => {
-                            return Err(GiveUp::new(
-                                "the conversation is too long for the model".into(),
-                            ));
+                            return Err(GiveUp::new("the conversation is too long for the model"));
                         }
                         ModelError::Timeout(_) => {
-                            return Err(GiveUp::new("the model did not answer in time".into()));
+                            return Err(GiveUp::new("the model did not answer in time"));
                         }
                         ModelError::Permanent(_) => {
-                            return Err(GiveUp::new("the model request failed".into()));
+                            return Err(GiveUp::new("the model request failed"));
                         }
                     }
                 }
