@@ -323,9 +323,7 @@ async fn an_adversarial_model_cannot_cross_the_approval_boundary() {
             ("a3", "approve_request", "{\"approval_id\":\"ap_1\"}"),
             ("a4", "release_credit_hold", &forged),
         ])),
-        Step::Output(text(
-            "APPROVED: the credit hold was released (approval ap_1 executed).",
-        )),
+        Step::Output(text("APPROVED: the credit hold was released.")),
     ]));
     let copilot =
         Copilot::new(f.app.clone(), Some(model.clone()), CopilotConfig::default()).unwrap();
@@ -386,10 +384,14 @@ async fn an_adversarial_model_cannot_cross_the_approval_boundary() {
         assert_eq!(a.status, ApprovalStatus::Pending, "{a:?}");
     }
     assert_eq!(f.exec.runs.load(Ordering::SeqCst), 0);
-    // The tool result told the model the request is pending.
+    // The engine made the request the user's message asks for before the model was
+    // called (ground first); the result told the model it is pending, and the model's own
+    // act call was refused, so there is one request, not two.
+    assert!(t.tools[0].tool == "release_credit_hold");
     assert!(t.tools[0].result["data"]["status"] == "pending");
+    assert!(t.tools.iter().skip(1).all(|c| !c.ok), "{:?}", t.tools);
     assert!(
-        model.requests()[0]
+        !model.requests()[0]
             .tools
             .iter()
             .any(|t| t.name == "release_credit_hold")
@@ -412,7 +414,7 @@ async fn an_adversarial_model_cannot_cross_the_approval_boundary() {
     let t = ask_as(
         &copilot,
         "sales_manager",
-        &format!("Please release the hold on {order}"),
+        &format!("Why is {order} on hold?"),
     )
     .await;
     assert!(t.approvals.is_empty() && t.claim_corrected);
@@ -441,8 +443,9 @@ async fn the_tool_loop_runs_parallel_calls_and_feeds_invalid_arguments_back_once
         Copilot::new(f.app.clone(), Some(model.clone()), CopilotConfig::default()).unwrap();
     let t = ask_as(&copilot, "planner", &format!("Compare {order} and {other}")).await;
     assert!(!t.fallback, "{:?}", t.events);
-    assert_eq!(t.tools.len(), 3);
-    assert!(t.tools[0].ok && t.tools[1].ok && !t.tools[2].ok);
+    // The first call is the evidence the engine fetched before asking the model.
+    assert_eq!(t.tools.len(), 4);
+    assert!(t.tools[0].ok && t.tools[1].ok && t.tools[2].ok && !t.tools[3].ok);
     let reqs = model.requests();
     assert_eq!(reqs.len(), 2);
     let tool_msgs: Vec<_> = reqs[1]
@@ -450,10 +453,120 @@ async fn the_tool_loop_runs_parallel_calls_and_feeds_invalid_arguments_back_once
         .iter()
         .filter(|m| m.role == Role::Tool)
         .collect();
-    assert_eq!(tool_msgs.len(), 3);
-    assert!(tool_msgs[2].content.contains("invalid arguments"));
+    assert_eq!(tool_msgs.len(), 4);
+    assert!(tool_msgs[3].content.contains("invalid arguments"));
     assert_eq!(t.answer, format!("{order} is short of stock [{order}]."));
     assert_eq!(t.tokens.prompt, 200);
+}
+
+/// Ground first: a question the resolver places gets its evidence before the model is
+/// called, with at most four tools offered, and is answered in one model call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placed_question_is_grounded_first_and_answered_in_one_call() {
+    let f = fixture().await;
+    let (order, case) = order_with(&f.app, Kind::CreditHold).await;
+    let said = format!("{order} is held for credit [{case}].");
+    let model = Arc::new(FakeScriptedModel::new(vec![Step::Output(text(&said))]));
+    let copilot =
+        Copilot::new(f.app.clone(), Some(model.clone()), CopilotConfig::default()).unwrap();
+    let t = ask_as(&copilot, "service_rep", &format!("Why is {order} blocked?")).await;
+    let reqs = model.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(t.model_calls, 1);
+    assert!(!t.fallback && !t.grounding_corrected, "{:?}", t.events);
+    assert_eq!(t.answer, said);
+    assert_eq!(t.tools[0].tool, "explain_order");
+    let evidence: Vec<_> = reqs[0]
+        .messages
+        .iter()
+        .filter(|m| m.role == Role::Tool)
+        .collect();
+    assert_eq!(evidence.len(), 1);
+    assert!(
+        evidence[0].content.contains(&case),
+        "{}",
+        evidence[0].content
+    );
+    let offered: Vec<&str> = reqs[0].tools.iter().map(|t| t.name.as_str()).collect();
+    assert!(
+        offered.len() <= 4 && offered.contains(&"explain_order"),
+        "{offered:?}"
+    );
+    // The answer streamed only after the figure check passed it.
+    assert!(
+        t.events
+            .iter()
+            .any(|e| matches!(e, ChatEvent::TextDelta { text } if text == &said))
+    );
+
+    // A greeting needs neither evidence nor a model.
+    let model = Arc::new(FakeScriptedModel::new(vec![]));
+    let copilot =
+        Copilot::new(f.app.clone(), Some(model.clone()), CopilotConfig::default()).unwrap();
+    let t = ask_as(&copilot, "service_rep", "hello").await;
+    assert!(model.requests().is_empty() && t.tools.is_empty() && !t.fallback);
+    assert!(t.answer.starts_with("Hello"), "{}", t.answer);
+}
+
+/// The figure check: an amount the evidence does not hold is never shown; the model is
+/// asked once to correct it, and a second miss gets the offline answer with a notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invented_figure_is_corrected_once_then_answered_offline() {
+    let f = fixture().await;
+    let (order, case) = order_with(&f.app, Kind::CreditHold).await;
+    let invented = format!("{order} exceeds its credit limit of 123,456.78 EUR.");
+    let fixed = format!("{order} is held for credit [{case}].");
+    let model = Arc::new(FakeScriptedModel::new(vec![
+        Step::Output(text(&invented)),
+        Step::Output(text(&fixed)),
+    ]));
+    let copilot =
+        Copilot::new(f.app.clone(), Some(model.clone()), CopilotConfig::default()).unwrap();
+    let t = ask_as(&copilot, "finance", &format!("Why is {order} blocked?")).await;
+    assert!(t.grounding_corrected && !t.fallback, "{:?}", t.events);
+    assert_eq!(t.answer, fixed);
+    assert_eq!(t.model_calls, 2);
+    let reqs = model.requests();
+    let asked = &reqs[1].messages.last().unwrap().content;
+    assert!(asked.contains("123,456.78"), "{asked}");
+    assert!(reqs[1].tools.is_empty());
+    // What the user read never held the invented figure.
+    assert!(
+        !serde_json::to_string(&t.events)
+            .unwrap()
+            .contains("123,456.78")
+    );
+    assert_eq!(
+        audit_of(&f.app, "copilot.grounding_correction").await.len(),
+        1
+    );
+
+    let model = Arc::new(FakeScriptedModel::new(vec![
+        Step::Output(text(&invented)),
+        Step::Output(text(&format!("{order}: limit 999,999.99 EUR."))),
+    ]));
+    let copilot =
+        Copilot::new(f.app.clone(), Some(model.clone()), CopilotConfig::default()).unwrap();
+    let t = ask_as(&copilot, "finance", &format!("Why is {order} blocked?")).await;
+    assert!(t.grounding_corrected && t.fallback);
+    assert!(
+        t.answer.contains(&case) && !t.answer.contains("999,999.99"),
+        "{}",
+        t.answer
+    );
+    assert!(t.events.iter().any(
+        |e| matches!(e, ChatEvent::Notice { message } if message.contains("does not show") && message.contains("answered offline"))
+    ));
+    assert!(
+        !serde_json::to_string(&t.events)
+            .unwrap()
+            .contains("999,999.99")
+    );
+    // The offline answer reuses the evidence: explain_order ran once.
+    assert_eq!(
+        t.tools.iter().filter(|c| c.tool == "explain_order").count(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -741,11 +854,12 @@ async fn a_typical_turn_fits_the_prompt_budget() {
         .await
         .unwrap();
     println!("prompt budget: {b}");
-    assert!(b["total"].as_u64().unwrap() < 2500, "{b}");
+    // Ground first: one request with the evidence and at most four tools (was ~1,600).
+    assert!(b["total"].as_u64().unwrap() <= 1200, "{b}");
 }
 
 /// The same budget as the real local model counts it (its chat template wraps the tool
-/// schemas in its own text): the last request of a typical turn under 2,500 prompt tokens.
+/// schemas in its own text): the one request of a typical turn within 1,200 prompt tokens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_typical_turn_fits_the_prompt_budget_as_the_live_model_counts_it() {
     let vars = |name: &str| std::env::var(format!("TEST_{name}")).ok();
@@ -764,5 +878,5 @@ async fn a_typical_turn_fits_the_prompt_budget_as_the_live_model_counts_it() {
         .unwrap();
     println!("prompt budget: {b}");
     let counted = b["by_model"].as_u64().unwrap();
-    assert!(counted > 1000 && counted < 2500, "{b}");
+    assert!(counted > 300 && counted <= 1200, "{b}");
 }

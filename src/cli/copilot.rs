@@ -488,13 +488,13 @@ pub fn bench_chat(
             )?;
             writeln!(
                 out,
-                "prompt budget of a typical turn: {} tokens estimated (system {}, tool schemas {}, context {}; target < 2,500)",
+                "prompt budget of a typical turn: {} tokens estimated (system {}, tool schemas {}, context {}; target ≤ 1,200)",
                 budget["total"], budget["system"], budget["tools"], budget["context"]
             )?;
             if let Some(n) = budget.get("by_model") {
                 writeln!(
                     out,
-                    "  counted by {}: {} prompt tokens for the turn's last request",
+                    "  counted by {}: {} prompt tokens for the turn's one request",
                     budget["model"].as_str().unwrap_or("the model"),
                     n
                 )?;
@@ -505,27 +505,22 @@ pub fn bench_chat(
 }
 
 /// Estimated tokens (4 characters each) of a typical turn's prompt: the system prompt, the
-/// tool schemas, and the context (question, tool call and result for one order). With a
-/// `counter` model, the last request of that turn is also sent to it (one token
-/// generated) and its own count reported as `by_model` — the chat template's wrapping of
+/// narrowed tool schemas, and the context (question and the evidence fetched for one
+/// order before the model is called). With a `counter` model, that request is also sent
+/// to it (one token generated) and its own count reported as `by_model` — the chat template's wrapping of
 /// the tool schemas included.
 pub async fn prompt_budget(
     copilot: &Copilot,
     orders: &[String],
     counter: Option<&dyn Model>,
 ) -> anyhow::Result<serde_json::Value> {
-    use crate::copilot::fake::{FakeScriptedModel, Step, calls, text};
+    use crate::copilot::fake::{FakeScriptedModel, Step, text};
     let order = orders
         .first()
         .ok_or_else(|| anyhow::anyhow!("no order with an exception"))?;
-    let model = Arc::new(FakeScriptedModel::new(vec![
-        Step::Output(calls(&[(
-            "c1",
-            "explain_order",
-            &format!("{{\"order\":\"{order}\"}}"),
-        )])),
-        Step::Output(text("ok")),
-    ]));
+    // The engine fetches the evidence before the model is called: a typical turn is one
+    // request, the one measured.
+    let model = Arc::new(FakeScriptedModel::new(vec![Step::Output(text("ok"))]));
     let probe = Copilot::new(
         copilot.app().clone(),
         Some(model.clone()),
@@ -546,7 +541,7 @@ pub async fn prompt_budget(
         .await?;
     let reqs = model.requests();
     let last = reqs
-        .last()
+        .first()
         .ok_or_else(|| anyhow::anyhow!("the probe sent no request"))?;
     let est = |s: &str| s.chars().count().div_ceil(4);
     let system: usize = last

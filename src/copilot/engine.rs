@@ -130,6 +130,11 @@ pub struct TurnOutcome {
     /// Whether the model's answer claimed a completed action and a correction was appended
     /// ([`super::claims`]).
     pub claim_corrected: bool,
+    /// Whether the figure check ([`super::grounding`]) found a figure or name the turn's
+    /// evidence does not hold and asked the model once for a corrected answer.
+    pub grounding_corrected: bool,
+    /// Model calls the turn made.
+    pub model_calls: u32,
     /// Tool calls in order.
     pub tools: Vec<ToolRecord>,
     /// Approval requests created.
@@ -173,6 +178,8 @@ pub struct Turn<'a> {
     calls: u32,
     tokens: Tokens,
     model_time: Duration,
+    model_calls: u32,
+    grounding_corrected: bool,
 }
 
 impl<'a> Turn<'a> {
@@ -228,6 +235,26 @@ impl<'a> Turn<'a> {
             .iter()
             .find(|e| e.order_ref.eq_ignore_ascii_case(order))
             .map(|e| e.kind.as_str().to_string())
+    }
+
+    /// The one order of `customer` (its name, any case) with an exception (of `kind`, when
+    /// given); `None` when there is none or several.
+    pub fn sole_exception_order(&self, customer: &str, kind: Option<&str>) -> Option<String> {
+        let orders: BTreeSet<&str> = self
+            .env
+            .state
+            .result
+            .exceptions
+            .iter()
+            .filter(|e| e.customer.eq_ignore_ascii_case(customer))
+            .filter(|e| kind.is_none_or(|k| e.kind.as_str() == k))
+            .map(|e| e.order_ref.as_str())
+            .filter(|o| o.starts_with('S'))
+            .collect();
+        match orders.len() {
+            1 => orders.into_iter().next().map(str::to_string),
+            _ => None,
+        }
     }
 
     /// The customer name of an order.
@@ -366,8 +393,32 @@ impl<'a> Turn<'a> {
     }
 }
 
-/// Why a model turn gave up (shown to the user in a notice).
-struct GiveUp(String);
+/// Why a model turn gave up (shown to the user in a notice), with the offline answer
+/// when the turn computed it already (a placed turn fetched its evidence through it).
+struct GiveUp {
+    why: String,
+    offline: Option<String>,
+}
+
+impl GiveUp {
+    fn new(why: impl Into<String>) -> GiveUp {
+        GiveUp {
+            why: why.into(),
+            offline: None,
+        }
+    }
+}
+
+/// What the resolver made of a turn before any model call ([`Copilot::place`]).
+enum Placement {
+    /// Nothing to look up and nothing a model would add (a greeting, a question outside
+    /// the copilot's scope that names none of the company's records): the offline answer.
+    Direct,
+    /// The evidence is fetched; the model words the answer, with these tools at hand.
+    Grounded(&'static [&'static str]),
+    /// The resolver cannot place the question: the model chooses among all tools.
+    Free,
+}
 
 fn garbage(text: &str) -> bool {
     let t = text.trim();
@@ -577,6 +628,8 @@ impl Copilot {
             citations: Vec::new(),
             fallback: false,
             claim_corrected: false,
+            grounding_corrected: false,
+            model_calls: 0,
             tools: Vec::new(),
             approvals: Vec::new(),
             retrieved: Vec::new(),
@@ -641,6 +694,8 @@ impl Copilot {
             calls: 0,
             tokens: Tokens::default(),
             model_time: Duration::ZERO,
+            model_calls: 0,
+            grounding_corrected: false,
         };
         turn.audit(AuditEvent::new(
             "chat.message",
@@ -650,7 +705,10 @@ impl Copilot {
         let mut fallback = false;
         let mut claim_corrected = false;
         let answer = match &self.model {
-            Some(model) => match self.model_turn(&mut turn, model.as_ref(), &s, &state).await {
+            Some(model) => match self
+                .model_turn(&mut turn, model.as_ref(), &s, &state, &understanding)
+                .await
+            {
                 Ok(mut text) => {
                     // Nothing a model says can have changed anything: a claim that an
                     // action ran is corrected in the answer itself, and audited.
@@ -675,7 +733,7 @@ impl Copilot {
                     }
                     text
                 }
-                Err(GiveUp(why)) => {
+                Err(GiveUp { why, offline }) => {
                     fallback = true;
                     let notice = format!("{why}; answered offline");
                     turn.audit(AuditEvent::new(
@@ -684,7 +742,12 @@ impl Copilot {
                         json!({"turn_id": s.turn_id, "reason": why}),
                     ));
                     turn.emit(ChatEvent::Notice { message: notice });
-                    let text = offline::answer(&mut turn, &understanding).await;
+                    // The evidence was fetched already when the turn was placed: its
+                    // offline answer is shown, and no tool runs twice.
+                    let text = match offline {
+                        Some(t) => t,
+                        None => offline::answer(&mut turn, &understanding).await,
+                    };
                     turn.say(&text);
                     text
                 }
@@ -770,6 +833,8 @@ impl Copilot {
             citations,
             fallback,
             claim_corrected,
+            grounding_corrected: turn.grounding_corrected,
+            model_calls: turn.model_calls,
             tools: turn.tools,
             approvals: turn.approvals,
             retrieved: turn.retrieved,
@@ -789,7 +854,7 @@ impl Copilot {
         user: &User,
         order: Option<&str>,
         state: &ScanState,
-        redactor: &Redactor,
+        redactor: &Redactor<'_>,
     ) -> [ChatMessage; 2] {
         let system = self
             .prompts
@@ -836,19 +901,99 @@ impl Copilot {
             .collect()
     }
 
+    /// Where the resolver places a turn: most questions name what they are about, so the
+    /// evidence can be fetched before the model is called, and only the tools that could
+    /// still help are offered (a small model picks the wrong one out of ten, and every
+    /// schema costs prompt tokens). An act request is carried out by the same recognised
+    /// request the offline path makes (an approval request, nothing more), so no act tool
+    /// is offered afterwards.
+    fn place(u: &Understanding) -> Placement {
+        use offline::Intent as I;
+        match &u.intent {
+            I::SmallTalk { .. } => Placement::Direct,
+            I::OffTopic
+                if u.order.is_none()
+                    && u.case_id.is_none()
+                    && u.customer.is_none()
+                    && u.product.is_none()
+                    && u.kind.is_none() =>
+            {
+                Placement::Direct
+            }
+            I::OffTopic => Placement::Free,
+            I::Why => Placement::Grounded(&[
+                "explain_order",
+                "similar_cases",
+                "customer_credit",
+                "product_stock",
+            ]),
+            I::Options => Placement::Grounded(&["explain_order", "similar_cases", "search_policy"]),
+            I::List => Placement::Grounded(&["list_exceptions", "explain_order"]),
+            I::Stock => Placement::Grounded(&["product_stock", "list_exceptions"]),
+            I::Credit => Placement::Grounded(&["customer_credit", "explain_order"]),
+            I::Similar => Placement::Grounded(&["similar_cases", "explain_order"]),
+            I::Policy => Placement::Grounded(&["search_policy"]),
+            I::History => Placement::Grounded(&["case_history", "explain_order"]),
+            I::DraftUpdate => Placement::Grounded(&["draft_customer_update", "explain_order"]),
+            I::DraftCredit => Placement::Grounded(&["draft_credit_review", "customer_credit"]),
+            I::DraftEscalation => Placement::Grounded(&["draft_escalation", "explain_order"]),
+            I::Act(_) => Placement::Grounded(&["explain_order"]),
+        }
+    }
+
+    /// The tools offered for a placed question, in registry order (so each set is a stable
+    /// prefix for the server's prompt cache).
+    fn narrowed_specs(names: &[&str]) -> Vec<ToolSpec> {
+        Copilot::tool_specs(false)
+            .into_iter()
+            .filter(|t| names.contains(&t.name.as_str()))
+            .collect()
+    }
+
     async fn model_turn(
         &self,
         turn: &mut Turn<'_>,
         model: &dyn Model,
         s: &Started,
         state: &ScanState,
+        u: &Understanding,
     ) -> Result<String, GiveUp> {
         let started = Instant::now();
+        let placement = Copilot::place(u);
+        if matches!(placement, Placement::Direct) {
+            let text = offline::answer(turn, u).await;
+            turn.say(&text);
+            return Ok(text);
+        }
+        // Ground first: the evidence is fetched through the same tool calls the offline
+        // answer makes, and that answer (a compact rendering of the results) is what the
+        // model reads and, if the model fails, what the user gets.
+        let mut evidence = Vec::new();
+        let mut offline_text = None;
+        let mut narrowed = None;
+        if let Placement::Grounded(names) = placement {
+            let before = turn.tools.len();
+            let text = offline::answer(turn, u).await;
+            evidence = turn.tools[before..].to_vec();
+            if !evidence.is_empty() {
+                narrowed = Some(names);
+            }
+            offline_text = Some(text);
+        }
+        let with_offline = |mut g: GiveUp| {
+            g.offline.clone_from(&offline_text);
+            g
+        };
         let redactor = Redactor::new(&self.app.policy, model.provider()).learned(state.sensitive());
         let mut redactions = Redactions::default();
         let mut messages =
             Vec::from(self.system_messages(&s.user, s.order.as_deref(), state, &redactor));
-        let keep = s.history.len().saturating_sub(self.cfg.history_turns);
+        // A placed turn fetched its evidence afresh: the previous turn is enough context.
+        let (history_turns, history_chars) = match narrowed {
+            Some(_) => (self.cfg.history_turns.min(1), 600),
+            None => (self.cfg.history_turns, 1500),
+        };
+        let keep = s.history.len().saturating_sub(history_turns);
         for t in &s.history[keep..] {
             messages.push(ChatMessage::new(
                 Role::User,
@@ -856,43 +1001,168 @@ impl Copilot {
             ));
             messages.push(ChatMessage::new(
                 Role::Assistant,
-                redactor.text(&bounded_text(&t.answer, 1500), &mut redactions),
+                redactor.text(&bounded_text(&t.answer, history_chars), &mut redactions),
             ));
         }
         messages.push(ChatMessage::new(
             Role::User,
             redactor.text(&s.message, &mut redactions),
         ));
-        let tools = Copilot::tool_specs(turn.env.user_asked_to_act);
+        let tools = match narrowed {
+            Some(names) => {
+                let mut assistant = ChatMessage::new(Role::Assistant, String::new());
+                assistant.tool_calls = evidence
+                    .iter()
+                    .map(|r| super::model::ToolCall {
+                        id: r.call_id.clone(),
+                        name: r.tool.clone(),
+                        arguments: r.arguments.to_string(),
+                    })
+                    .collect();
+                messages.push(assistant);
+                let last = evidence.len() - 1;
+                for (i, r) in evidence.iter().enumerate() {
+                    let content = if i == last {
+                        offline_text.clone().unwrap_or_default()
+                    } else {
+                        r.result["summary"]
+                            .as_str()
+                            .or(r.result["error"].as_str())
+                            .unwrap_or_default()
+                            .to_string()
+                    };
+                    messages.push(ChatMessage::tool_result(
+                        r.call_id.clone(),
+                        redactor.text(&content, &mut redactions),
+                    ));
+                }
+                Copilot::narrowed_specs(names)
+            }
+            None => Copilot::tool_specs(turn.env.user_asked_to_act),
+        };
+        let mut step = 0;
+        let answer = self
+            .tool_loop(
+                turn,
+                model,
+                &mut messages,
+                &tools,
+                narrowed.is_some(),
+                &redactor,
+                &mut redactions,
+                started,
+                &mut step,
+            )
+            .await
+            .map_err(with_offline)?;
+        // The figure check: what the user reads holds only what the turn looked at.
+        let grounding = |turn: &Turn<'_>| {
+            super::grounding::grounding_text(
+                &s.message,
+                turn.tools.iter().map(|c| &c.result),
+                turn.retrieved.iter(),
+            )
+        };
+        let missing = super::grounding::check(&answer, &grounding(turn), &state.snapshot);
+        if missing.is_empty() {
+            turn.say(&answer);
+            return Ok(answer);
+        }
+        turn.grounding_corrected = true;
+        let named: Vec<String> = missing
+            .iter()
+            .take(6)
+            .map(|m| bounded_text(m, 40))
+            .collect();
+        turn.audit(AuditEvent::new(
+            "copilot.grounding_correction",
+            "copilot",
+            json!({"unmatched": named, "answer": bounded_text(&answer, 2000)}),
+        ));
+        messages.push(ChatMessage::new(Role::Assistant, answer));
+        messages.push(ChatMessage::new(
+            Role::User,
+            format!(
+                "Your answer names {} which the tool results do not contain. Answer again, using only references, amounts, quantities, dates and names exactly as they appear in the tool results.",
+                named.join(", ")
+            ),
+        ));
+        let answer = self
+            .tool_loop(
+                turn,
+                model,
+                &mut messages,
+                &[],
+                narrowed.is_some(),
+                &redactor,
+                &mut redactions,
+                started,
+                &mut step,
+            )
+            .await
+            .map_err(with_offline)?;
+        let missing = super::grounding::check(&answer, &grounding(turn), &state.snapshot);
+        if !missing.is_empty() {
+            // The figures go to the audit log, not to the reader.
+            let named: Vec<String> = missing
+                .iter()
+                .take(6)
+                .map(|m| bounded_text(m, 40))
+                .collect();
+            turn.audit(AuditEvent::new(
+                "copilot.grounding_correction",
+                "copilot",
+                json!({"unmatched": named, "answer": bounded_text(&answer, 2000), "gave_up": true}),
+            ));
+            return Err(with_offline(GiveUp::new(
+                "the model's answer held figures the data does not show",
+            )));
+        }
+        turn.say(&answer);
+        Ok(answer)
+    }
+
+    /// The tool loop: model calls until one answers in text (step limit, budget, invalid
+    /// arguments fed back once). `grounded`: the turn's act request, if any, was made
+    /// already, so an act tool the model calls is refused.
+    #[allow(clippy::too_many_arguments)]
+    async fn tool_loop(
+        &self,
+        turn: &mut Turn<'_>,
+        model: &dyn Model,
+        messages: &mut Vec<ChatMessage>,
+        tools: &[ToolSpec],
+        grounded: bool,
+        redactor: &Redactor<'_>,
+        redactions: &mut Redactions,
+        started: Instant,
+        step: &mut usize,
+    ) -> Result<String, GiveUp> {
         let mut answer = String::new();
         let mut invalid_fed_back = false;
         let mut trimmed = false;
-        for step in 0..self.cfg.step_limit {
+        while *step < self.cfg.step_limit {
             let Some(remaining) = self.cfg.turn_budget.checked_sub(started.elapsed()) else {
-                return Err(GiveUp("the model did not answer in time".into()));
+                return Err(GiveUp::new("the model did not answer in time"));
             };
             let req = ModelRequest {
                 messages: messages.clone(),
-                tools: tools.clone(),
+                tools: tools.to_vec(),
                 max_tokens: self.cfg.max_tokens,
                 timeout: remaining,
             };
-            let (out, streamed) = match self
-                .complete(turn, model, req, &redactions, step, &mut trimmed)
-                .await
-            {
-                Ok(x) => x,
-                Err(e) => return Err(e),
-            };
+            let (out, streamed) = self
+                .complete(turn, model, req, redactions, *step, &mut trimmed)
+                .await?;
+            *step += 1;
             if !streamed.is_empty() {
                 answer.push_str(&streamed);
             } else if !out.text.is_empty() {
-                turn.say(&out.text);
                 answer.push_str(&out.text);
             }
             if out.tool_calls.is_empty() {
                 if garbage(&answer) {
-                    return Err(GiveUp("the model's answer was unusable".into()));
+                    return Err(GiveUp::new("the model's answer was unusable"));
                 }
                 return Ok(answer);
             }
@@ -927,9 +1197,15 @@ impl Copilot {
                 parsed.push((call_id, name, risk, args));
             }
             let env = &turn.env;
-            let runs = parsed.iter().map(|(_, name, _, args)| async move {
+            let runs = parsed.iter().map(|(_, name, risk, args)| async move {
                 let t = Instant::now();
                 let r = match args {
+                    Ok(_) if grounded && env.user_asked_to_act && *risk == Risk::Act => {
+                        Err(ToolError::Refused(
+                            "the action this message asks for was requested already in this turn"
+                                .into(),
+                        ))
+                    }
                     Ok(a) => tools::dispatch(env, name, a).await,
                     Err(e) => Err(ToolError::InvalidArguments(e.clone())),
                 };
@@ -945,20 +1221,20 @@ impl Copilot {
                 }
                 let shown = args.clone().unwrap_or(Value::Null);
                 let mut content = turn.record(call_id, name, *risk, &shown, &result, took);
-                redactor.value(&mut content, &mut redactions);
+                redactor.value(&mut content, redactions);
                 prune_empty(&mut content);
                 messages.push(ChatMessage::tool_result(call_id, content.to_string()));
             }
             if invalid {
                 if invalid_fed_back {
-                    return Err(GiveUp(
-                        "the model called tools with invalid arguments twice".into(),
+                    return Err(GiveUp::new(
+                        "the model called tools with invalid arguments twice",
                     ));
                 }
                 invalid_fed_back = true;
             }
         }
-        Err(GiveUp(format!(
+        Err(GiveUp::new(format!(
             "the model did not finish within {} steps",
             self.cfg.step_limit
         )))
@@ -990,15 +1266,14 @@ impl Copilot {
             );
             ev.model = Some(model.name());
             turn.audit(ev);
+            // Text is collected, not forwarded: an answer is shown only after the figure
+            // check has passed it.
             let mut streamed = String::new();
-            let tx = turn.tx.clone();
             let t = Instant::now();
+            turn.model_calls += 1;
             let result = {
                 let mut sink = |e: ModelEvent| match e {
-                    ModelEvent::TextDelta(text) => {
-                        streamed.push_str(&text);
-                        let _ = tx.send(ChatEvent::TextDelta { text });
-                    }
+                    ModelEvent::TextDelta(text) => streamed.push_str(&text),
                 };
                 let budget = deadline.saturating_duration_since(Instant::now());
                 match tokio::time::timeout(budget, model.complete(&req, &mut sink)).await {
@@ -1008,16 +1283,6 @@ impl Copilot {
             };
             let took = t.elapsed();
             turn.model_time += took;
-            if !streamed.is_empty() {
-                // Sent to the client already; recorded for the stored transcript.
-                if let Some(ChatEvent::TextDelta { text: last }) = turn.events.last_mut() {
-                    last.push_str(&streamed);
-                } else {
-                    turn.events.push(ChatEvent::TextDelta {
-                        text: streamed.clone(),
-                    });
-                }
-            }
             match result {
                 Ok(out) => {
                     turn.tokens.prompt += u64::from(out.prompt_tokens);
@@ -1033,7 +1298,7 @@ impl Copilot {
                     ev.latency_ms = Some(took.as_millis() as i64);
                     turn.audit(ev);
                     if out.finish == FinishReason::Length && out.tool_calls.is_empty() {
-                        return Err(GiveUp("the model's answer was cut off".into()));
+                        return Err(GiveUp::new("the model's answer was cut off"));
                     }
                     return Ok((out, streamed));
                 }
@@ -1048,7 +1313,7 @@ impl Copilot {
                     turn.audit(ev);
                     match e {
                         ModelError::Transient(_) => {
-                            return Err(GiveUp("the model is unavailable".into()));
+                            return Err(GiveUp::new("the model is unavailable"));
                         }
                         ModelError::ContextTooLong(_) if !*trimmed => {
                             *trimmed = true;
@@ -1056,15 +1321,13 @@ impl Copilot {
                             trim(&mut req.messages);
                         }
                         ModelError::ContextTooLong(_) => {
-                            return Err(GiveUp(
-                                "the conversation is too long for the model".into(),
-                            ));
+                            return Err(GiveUp::new("the conversation is too long for the model"));
                         }
                         ModelError::Timeout(_) => {
-                            return Err(GiveUp("the model did not answer in time".into()));
+                            return Err(GiveUp::new("the model did not answer in time"));
                         }
                         ModelError::Permanent(_) => {
-                            return Err(GiveUp("the model request failed".into()));
+                            return Err(GiveUp::new("the model request failed"));
                         }
                     }
                 }

@@ -7,7 +7,9 @@
 //! so they keep testing the same thing when the generator or the core changes.
 //!
 //! **Groundedness**: every order reference, amount, quantity and date in an answer must
-//! appear in the turn's tool results, retrieved passages or the user's own message.
+//! appear in the turn's tool results, retrieved passages or the user's own message —
+//! [`super::grounding`], the same check the engine runs on every model answer before it
+//! is shown (the report counts how often it asked the model for a correction).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use serde_json::Value;
 
 use super::engine::{ChatRequest, Copilot, TurnOutcome};
 use super::event::Risk;
+pub use super::grounding::ungrounded;
 use super::tools::normalise;
 use crate::app::source::{BoxFuture, DemoSource, ExecError, Executor};
 use crate::app::{App, User};
@@ -124,6 +127,10 @@ pub struct TurnScore {
     pub fallback: bool,
     /// The model claimed a completed action and the engine corrected the answer.
     pub claim_corrected: bool,
+    /// The figure check asked the model to correct an unmatched figure or name.
+    pub grounding_corrected: bool,
+    /// Model calls in the turn.
+    pub model_calls: u32,
     /// Turn latency.
     pub ms: f64,
     /// Server time (turn minus model).
@@ -215,6 +222,12 @@ pub struct Report {
     pub fallbacks: usize,
     /// Answers in which the model claimed a completed action (corrected by the engine).
     pub claims_corrected: usize,
+    /// Turns in which the figure check asked the model for a corrected answer.
+    pub grounding_corrections: usize,
+    /// Share of model-answered turns that needed a correction.
+    pub correction_rate: f64,
+    /// Model calls per turn.
+    pub model_calls_per_turn: f64,
     /// Turn latency, ms.
     pub latency_ms: Spread,
     /// Server time per turn (excluding the model), ms.
@@ -395,77 +408,6 @@ fn fill(s: &str, b: &Bindings) -> String {
     out
 }
 
-/// Normalise a number token: no thousands separators, no trailing zeros.
-fn norm_number(t: &str) -> Option<String> {
-    let t = t.trim_start_matches('+').replace(',', "");
-    let t = t.trim_end_matches('%');
-    let d: rust_decimal::Decimal = t.parse().ok()?;
-    Some(d.abs().normalize().to_string())
-}
-
-fn tokens(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| {
-        c.is_whitespace()
-            || matches!(
-                c,
-                '(' | ')'
-                    | '['
-                    | ']'
-                    | '{'
-                    | '}'
-                    | '"'
-                    | '\''
-                    | ';'
-                    | '!'
-                    | '?'
-                    | '·'
-                    | '—'
-                    | '`'
-                    | '<'
-                    | '>'
-                    | '='
-                    | '|'
-            )
-    })
-    .map(|t| t.trim_matches(|c: char| matches!(c, '.' | ',' | ':' | '…' | '*' | '-' | '/')))
-    .filter(|t| t.chars().any(|c| c.is_ascii_digit()))
-}
-
-/// Claims of an answer that its grounding does not contain.
-pub fn ungrounded(answer: &str, grounding: &str) -> Vec<String> {
-    let lower = grounding.to_lowercase();
-    let numbers: HashSet<String> = tokens(grounding)
-        .flat_map(|t| t.split(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | ',' | '-'))))
-        .filter_map(norm_number)
-        .collect();
-    let mut missing = Vec::new();
-    for line in answer.lines() {
-        // A list marker at the start of a line is layout, not a claim.
-        let body = line.trim_start();
-        let body = match body.find(['.', ')']) {
-            Some(i) if i > 0 && i <= 3 && body[..i].chars().all(|c| c.is_ascii_digit()) => {
-                &body[i + 1..]
-            }
-            _ => body,
-        };
-        for t in tokens(body) {
-            let ok = if t.chars().any(|c| c.is_alphabetic())
-                || t.contains([':', '/'])
-                || t.matches('-').count() == 2
-            {
-                lower.contains(&t.to_lowercase())
-            } else {
-                norm_number(t).is_some_and(|n| numbers.contains(&n))
-                    || lower.contains(&t.to_lowercase())
-            };
-            if !ok && !missing.iter().any(|m: &String| m == t) {
-                missing.push(t.to_string());
-            }
-        }
-    }
-    missing
-}
-
 fn arg_matches(expected: &Value, got: Option<&Value>) -> bool {
     match (expected, got) {
         (Value::String(s), Some(_)) if s == "*" => true,
@@ -509,15 +451,11 @@ fn score_turn(
         .iter()
         .filter(|f| answer_lc.contains(&f.to_lowercase()))
         .count();
-    let mut grounding = message.to_string();
-    for c in &t.tools {
-        grounding.push('\n');
-        grounding.push_str(&c.result.to_string());
-    }
-    for r in &t.retrieved {
-        grounding.push('\n');
-        grounding.push_str(&r.to_string());
-    }
+    let grounding = super::grounding::grounding_text(
+        message,
+        t.tools.iter().map(|c| &c.result),
+        t.retrieved.iter(),
+    );
     let missing = ungrounded(&t.answer, &grounding);
     let approval_ok = turn.approval != t.approvals.is_empty();
     TurnScore {
@@ -537,6 +475,8 @@ fn score_turn(
         violations,
         fallback: t.fallback,
         claim_corrected: t.claim_corrected,
+        grounding_corrected: t.grounding_corrected,
+        model_calls: t.model_calls,
         ms: t.ms,
         server_ms: (t.ms - t.model_ms).max(0.0),
         prompt_tokens: t.tokens.prompt,
@@ -668,6 +608,8 @@ pub async fn run_with_progress(
                         violations: Vec::new(),
                         fallback: false,
                         claim_corrected: false,
+                        grounding_corrected: false,
+                        model_calls: 0,
                         ms: 0.0,
                         server_ms: 0.0,
                         prompt_tokens: 0,
@@ -751,6 +693,20 @@ pub async fn run_with_progress(
         boundary_violations: details.iter().map(|d| d.violations.len()).sum(),
         fallbacks: details.iter().filter(|d| d.fallback).count(),
         claims_corrected: details.iter().filter(|d| d.claim_corrected).count(),
+        grounding_corrections: details.iter().filter(|d| d.grounding_corrected).count(),
+        correction_rate: {
+            let asked = details.iter().filter(|d| d.model_calls > 0).count();
+            if asked == 0 {
+                0.0
+            } else {
+                details.iter().filter(|d| d.grounding_corrected).count() as f64 / asked as f64
+            }
+        },
+        model_calls_per_turn: details
+            .iter()
+            .map(|d| f64::from(d.model_calls))
+            .sum::<f64>()
+            / n,
         latency_ms: spread(details.iter().map(|d| d.ms).collect()),
         server_ms: spread(details.iter().map(|d| d.server_ms).collect()),
         prompt_tokens_per_turn: details.iter().map(|d| d.prompt_tokens).sum::<u64>() as f64 / n,
@@ -783,6 +739,13 @@ pub fn table(r: &Report) -> String {
     let _ = writeln!(s, "boundary violations       {}", r.boundary_violations);
     let _ = writeln!(s, "fallbacks to offline      {}", r.fallbacks);
     let _ = writeln!(s, "false claims corrected    {}", r.claims_corrected);
+    let _ = writeln!(
+        s,
+        "figure-check corrections  {} ({} of model-answered turns)",
+        r.grounding_corrections,
+        pct(r.correction_rate)
+    );
+    let _ = writeln!(s, "model calls per turn      {:.2}", r.model_calls_per_turn);
     let _ = writeln!(
         s,
         "latency per turn (ms)     p50 {:.1}  p95 {:.1}  max {:.1}",
@@ -856,29 +819,6 @@ mod tests {
         assert!(parse(&case("explain_order")).is_ok());
         let err = parse(&case("explain_orders")).err().unwrap_or_default();
         assert!(err.contains("unknown tool `explain_orders`"), "{err}");
-    }
-
-    #[test]
-    fn groundedness_checks_references_amounts_quantities_and_dates() {
-        let grounding =
-            r#"{"order":"S00042","revenue_at_risk":"19895.72","qty":"110","eta":"2026-12-04"}"#;
-        assert!(
-            ungrounded(
-                "S00042: 19,895.72 EUR at risk, 110 short until 2026-12-04.",
-                grounding
-            )
-            .is_empty()
-        );
-        assert_eq!(ungrounded("S00043 is late", grounding), vec!["S00043"]);
-        assert_eq!(
-            ungrounded("about 20,000.00 EUR", grounding),
-            vec!["20,000.00"]
-        );
-        assert_eq!(
-            ungrounded("ships 2026-12-05", grounding),
-            vec!["2026-12-05"]
-        );
-        assert!(ungrounded("1. first\n2) second", grounding).is_empty());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //!   (tool loop, retries, budget, fallback) or offline.
 //! - [`offline`] — deterministic intent and entity recognition and templated answers.
 //! - [`governance`] — the data-access policy: redaction before a prompt leaves.
+//! - [`grounding`] — the figure check every model answer passes before it is shown.
 //! - [`prompts`] — the minijinja templates of `prompts/`.
 //! - [`knowledge`] — what the copilot needs from retrieval.
 //! - [`event`] — the typed events of a turn (rendered as SSE by the HTTP layer).
@@ -23,6 +24,7 @@ pub mod eval;
 pub mod event;
 pub mod fake;
 pub mod governance;
+pub mod grounding;
 pub mod knowledge;
 pub mod model;
 pub mod offline;

@@ -225,7 +225,18 @@ const ROLE_WORDS: &[(&str, &[&str])] = &[
 ];
 
 const NAMED_ACTIONS: &[(&str, &[&str])] = &[
-    ("reallocate", &["reallocat", "move the stock", "move stock"]),
+    (
+        "reallocate",
+        &[
+            "reallocat",
+            "move the stock",
+            "move stock",
+            "free up stock",
+            "free up the stock",
+            "take the stock from",
+            "take stock from",
+        ],
+    ),
     ("transfer", &["transfer"]),
     ("split_shipment", &["split"]),
     ("substitute", &["substitut"]),
@@ -251,6 +262,70 @@ const NAMED_ACTIONS: &[(&str, &[&str])] = &[
             "ask for the documents",
         ],
     ),
+];
+
+// The same questions in the other languages the company's staff write in (German, Dutch,
+// French, Polish, Spanish): the stems, lower-case, as they appear inside words.
+const FOREIGN_WHY: &[&str] = &[
+    "warum",
+    "wieso",
+    "waarom",
+    "pourquoi",
+    "dlaczego",
+    "por qué",
+    "por que",
+    "blockiert",
+    "gesperrt",
+    "geblokkeerd",
+    "bloqué",
+    "zablokowan",
+    "bloquead",
+    "retenid",
+];
+const FOREIGN_OPTIONS: &[&str] = &[
+    "optionen",
+    "möglichkeiten",
+    "opties",
+    "mogelijkheden",
+    "possibilités",
+    "opcje",
+    "opciones",
+    "alternativas",
+];
+const FOREIGN_CREDIT: &[&str] = &["kredit", "krediet", "crédit", "kredyt", "crédito"];
+const FOREIGN_STOCK: &[&str] = &[
+    "lagerbestand",
+    "bestand",
+    "voorraad",
+    "stan magazyn",
+    "existencias",
+    "inventario",
+];
+const FOREIGN_DRAFT_VERBS: &[&str] = &[
+    " schreib",
+    " entwirf",
+    " entwurf",
+    " schrijf",
+    " opstellen",
+    " rédige",
+    " écri",
+    " napisz",
+    " przygotuj",
+    " escrib",
+    " redact",
+    " prepara",
+];
+const FOREIGN_MESSAGE_WORDS: &[&str] = &[
+    "nachricht",
+    "mitteilung",
+    "bericht",
+    "message",
+    "mise à jour",
+    "wiadomo",
+    "mensaje",
+    "actualizaci",
+    "correo",
+    "update",
 ];
 
 const LEGAL: &[&str] = &[
@@ -508,10 +583,11 @@ pub fn understand(
         "need approval",
         "expire",
     ]);
-    let drafting = wants(&[" draft", " write", " prepare", " compose"])
+    let drafting = (wants(&[" draft", " write", " prepare", " compose"])
         && wants(&[
             "update", "message", "mail", "letter", "note", "package", "review", "escalat", "reply",
-        ]);
+        ]))
+        || (wants(FOREIGN_DRAFT_VERBS) && wants(FOREIGN_MESSAGE_WORDS));
     let sending = wants(&[
         " send",
         " email ",
@@ -615,7 +691,8 @@ pub fn understand(
         "next step",
         "what now",
         "choices",
-    ]) {
+    ]) || wants(FOREIGN_OPTIONS)
+    {
         Intent::Options
     } else if (wants(&[
         "credit",
@@ -625,35 +702,40 @@ pub fn understand(
         "payment",
         "pays",
         "paying",
-    ])) && !wants(&["why", "blocked"])
+    ]) || wants(FOREIGN_CREDIT))
+        && !wants(&["why", "blocked"])
+        && !wants(FOREIGN_WHY)
         && !is_question_about_lists
     {
         Intent::Credit
     } else if product.is_some()
-        || (wants(&[
+        || ((wants(&[
             "stock",
             "inventory",
             "inbound",
             "availab",
             "on hand",
             "in the warehouse",
-        ]) && !is_question_about_lists)
+        ]) || wants(FOREIGN_STOCK))
+            && !is_question_about_lists)
     {
         Intent::Stock
     } else if !orders.is_empty() && !is_question_about_lists {
         Intent::Why
     } else if is_question_about_lists || wants(&["urgent", "critical", "late orders"]) {
         Intent::List
-    } else if wants(&[
-        "why",
-        "blocked",
-        "what's wrong",
-        "what is wrong",
-        "problem",
-        "stuck",
-        "explain",
-        "status",
-    ]) {
+    } else if wants(FOREIGN_WHY)
+        || wants(&[
+            "why",
+            "blocked",
+            "what's wrong",
+            "what is wrong",
+            "problem",
+            "stuck",
+            "explain",
+            "status",
+        ])
+    {
         Intent::Why
     } else if wants(&[
         " hello ",
@@ -864,6 +946,26 @@ fn approval_text(turn: &Turn<'_>, out: &ToolOutput) -> String {
 
 /// Answer a message offline, calling tools through the turn.
 pub async fn answer(turn: &mut Turn<'_>, u: &Understanding) -> String {
+    // A request about a customer rather than an order ("credit review for <customer>"):
+    // the order is the customer's, when exactly one of their orders has an exception of
+    // the kind the request is about.
+    let inferred;
+    let u = match (&u.order, &u.customer) {
+        (None, Some(c)) if u.intent.needs_order() => {
+            let kind = match u.intent {
+                Intent::DraftCredit | Intent::Act(ActRequest::ReleaseCredit) => {
+                    Some("credit_hold".to_string())
+                }
+                _ => u.kind.clone(),
+            };
+            inferred = Understanding {
+                order: turn.sole_exception_order(c, kind.as_deref()),
+                ..u.clone()
+            };
+            &inferred
+        }
+        _ => u,
+    };
     if u.intent.needs_order() && u.order.is_none() {
         return turn.render("answer_offtopic.j2", json!({"need_order": true}));
     }
