@@ -108,7 +108,7 @@ impl BodyKeys {
                     getrandom::fill(&mut b).map_err(|e| {
                         super::corrupt("body key", format!("no OS randomness: {e}"))
                     })?;
-                    let text = hex::encode(&b);
+                    let text = hex::encode(b);
                     write_key(&path, &text)?;
                     created = Some(path);
                     BodyKey::from_hex(&text, KEY_FILE)?
@@ -200,7 +200,7 @@ pub fn is_sealed(stored: &str) -> bool {
 /// SHA-256 of a body, hex: what stays once its retention ends.
 pub fn digest(plain: &str) -> String {
     use sha2::Digest;
-    hex::encode(&sha2::Sha256::digest(plain.as_bytes()))
+    hex::encode(sha2::Sha256::digest(plain.as_bytes()))
 }
 
 fn read_key(path: &Path) -> Result<BodyKey, StoreError> {
