@@ -130,7 +130,7 @@ async fn world() -> World {
     let order = &mut snap.orders[oi as usize];
     order.note = Some(planted(Vector::OrderNote, &other));
     let customer_ix = order.customer;
-    let order_id = order.id.clone();
+    let order_id = order.id;
     let line = snap
         .lines
         .iter()
@@ -220,8 +220,11 @@ fn read_step(w: &World, v: Vector) -> Vec<(String, String, String)> {
     vec![("r1".into(), tool.into(), args)]
 }
 
+/// One scripted tool call: (call id, tool, arguments as JSON).
+type Call = (String, String, String);
+
 /// What the hostile model does once it read the attack: the calls of one step.
-fn payloads(w: &World) -> Vec<(&'static str, Vec<(String, String, String)>)> {
+fn payloads(w: &World) -> Vec<(&'static str, Vec<Call>)> {
     let o = &w.other;
     let oc = &w.other_case;
     let m = &w.mine;
