@@ -163,16 +163,10 @@ impl AuditKeys {
                 }
             }
         };
-        let mut retired = Vec::new();
-        let prefix = format!("{KEY_FILE}.");
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().to_string();
-                if name.starts_with(&prefix) {
-                    retired.push(read_key(&e.path())?);
-                }
-            }
-        }
+        let retired = retired_key_files(dir, KEY_FILE)
+            .iter()
+            .map(|p| read_key(p))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(AuditKeys {
             current,
             retired,
@@ -285,4 +279,19 @@ impl AuditKeys {
         })?;
         Ok((old.id, new.id))
     }
+}
+
+/// The retired keys beside a key file: `<key_file>.<anything>` in `dir` (a rotation renames
+/// the old key so), in a stable order. An unreadable directory has none.
+pub(crate) fn retired_key_files(dir: &Path, key_file: &str) -> Vec<PathBuf> {
+    let prefix = format!("{key_file}.");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    files
 }

@@ -115,16 +115,10 @@ impl BodyKeys {
                 }
             }
         };
-        let mut retired = Vec::new();
-        let prefix = format!("{KEY_FILE}.");
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().to_string();
-                if name.starts_with(&prefix) {
-                    retired.push(read_key(&e.path())?);
-                }
-            }
-        }
+        let retired = super::audit_key::retired_key_files(dir, KEY_FILE)
+            .iter()
+            .map(|p| read_key(p))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(BodyKeys {
             current,
             retired,
