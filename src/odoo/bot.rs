@@ -785,8 +785,28 @@ pub fn routes(bot: Arc<Bot>, secret: Secret) -> Router {
         }))
 }
 
+/// Whether a webhook call carries the configured secret, as `?secret=` or in the
+/// `X-Webhook-Secret` header (what Odoo's automation rules can send). An empty configured
+/// secret accepts nothing.
+pub(crate) fn webhook_secret_ok(
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    secret: &Secret,
+) -> bool {
+    let given = q
+        .get("secret")
+        .map(String::as_str)
+        .or_else(|| {
+            headers
+                .get("x-webhook-secret")
+                .and_then(|v| v.to_str().ok())
+        })
+        .unwrap_or("");
+    !secret.expose().is_empty() && same_secret(given, secret.expose())
+}
+
 /// Compare secrets without leaking the position of the first difference.
-pub(crate) fn same_secret(a: &str, b: &str) -> bool {
+fn same_secret(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     let mut diff = a.len() ^ b.len();
     for i in 0..a.len().max(b.len()) {
@@ -801,16 +821,7 @@ async fn webhook(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let given = q
-        .get("secret")
-        .map(String::as_str)
-        .or_else(|| {
-            headers
-                .get("x-webhook-secret")
-                .and_then(|v| v.to_str().ok())
-        })
-        .unwrap_or("");
-    if s.secret.expose().is_empty() || !same_secret(given, s.secret.expose()) {
+    if !webhook_secret_ok(&q, &headers, &s.secret) {
         return (
             StatusCode::UNAUTHORIZED,
             axum::Json(json!({"error": "bad or missing webhook secret"})),

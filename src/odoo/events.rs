@@ -29,7 +29,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use super::bot::same_secret;
+use super::bot::webhook_secret_ok;
 use super::client::{OdooClient, Secret};
 use super::wire::{self, OdooError};
 use crate::app::App;
@@ -169,16 +169,7 @@ async fn event(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let given = q
-        .get("secret")
-        .map(String::as_str)
-        .or_else(|| {
-            headers
-                .get("x-webhook-secret")
-                .and_then(|v| v.to_str().ok())
-        })
-        .unwrap_or("");
-    if s.secret.expose().is_empty() || !same_secret(given, s.secret.expose()) {
+    if !webhook_secret_ok(&q, &headers, &s.secret) {
         return (
             StatusCode::UNAUTHORIZED,
             Json(json!({"error": "bad or missing events secret"})),
