@@ -768,7 +768,7 @@ pub fn find_order_ref(text: &str) -> Option<String> {
 struct WebhookState {
     bot: Arc<Bot>,
     secret: Secret,
-    hits: std::sync::Mutex<VecDeque<Instant>>,
+    hits: MinuteWindow,
 }
 
 /// Deliveries per minute the endpoint takes before answering 429.
@@ -781,8 +781,35 @@ pub fn routes(bot: Arc<Bot>, secret: Secret) -> Router {
         .with_state(Arc::new(WebhookState {
             bot,
             secret,
-            hits: std::sync::Mutex::new(VecDeque::new()),
+            hits: MinuteWindow::default(),
         }))
+}
+
+/// Calls admitted in the last minute, for a per-minute cap on a webhook endpoint.
+#[derive(Default)]
+pub(crate) struct MinuteWindow(std::sync::Mutex<VecDeque<Instant>>);
+
+impl MinuteWindow {
+    /// Records a call now and says whether it is within `per_minute`; a refused call is
+    /// not recorded.
+    pub(crate) fn admit(&self, per_minute: usize) -> bool {
+        let mut h = match self.0.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let now = Instant::now();
+        while h
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
+        {
+            h.pop_front();
+        }
+        if h.len() >= per_minute {
+            return false;
+        }
+        h.push_back(now);
+        true
+    }
 }
 
 /// Whether a webhook call carries the configured secret, as `?secret=` or in the
@@ -828,26 +855,12 @@ async fn webhook(
         )
             .into_response();
     }
-    {
-        let mut h = match s.hits.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        let now = Instant::now();
-        while h
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
-        {
-            h.pop_front();
-        }
-        if h.len() >= WEBHOOK_PER_MINUTE {
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                axum::Json(json!({"error": "too many deliveries"})),
-            )
-                .into_response();
-        }
-        h.push_back(now);
+    if !s.hits.admit(WEBHOOK_PER_MINUTE) {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(json!({"error": "too many deliveries"})),
+        )
+            .into_response();
     }
     let Some(m) = serde_json::from_slice::<Value>(&body)
         .ok()

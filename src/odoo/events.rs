@@ -16,7 +16,7 @@
 //! `ODOO_EVENTS_SECRET`), takes bodies up to [`MAX_BODY`] bytes and [`EVENTS_PER_MINUTE`]
 //! deliveries a minute; a payload is data (model and id, checked), never an instruction.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use super::bot::webhook_secret_ok;
+use super::bot::{MinuteWindow, webhook_secret_ok};
 use super::client::{OdooClient, Secret};
 use super::wire::{self, OdooError};
 use crate::app::App;
@@ -138,7 +138,7 @@ impl EventScanner {
 struct EventsState {
     scanner: Arc<EventScanner>,
     secret: Secret,
-    hits: std::sync::Mutex<VecDeque<Instant>>,
+    hits: MinuteWindow,
 }
 
 /// The route: `POST /odoo/events?secret=…` (or header `X-Webhook-Secret`).
@@ -149,7 +149,7 @@ pub fn routes(scanner: Arc<EventScanner>, secret: Secret) -> Router {
         .with_state(Arc::new(EventsState {
             scanner,
             secret,
-            hits: std::sync::Mutex::new(VecDeque::new()),
+            hits: MinuteWindow::default(),
         }))
 }
 
@@ -176,26 +176,12 @@ async fn event(
         )
             .into_response();
     }
-    {
-        let mut h = match s.hits.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        let now = Instant::now();
-        while h
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
-        {
-            h.pop_front();
-        }
-        if h.len() >= EVENTS_PER_MINUTE {
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                Json(json!({"error": "too many events"})),
-            )
-                .into_response();
-        }
-        h.push_back(now);
+    if !s.hits.admit(EVENTS_PER_MINUTE) {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(json!({"error": "too many events"})),
+        )
+            .into_response();
     }
     let Some((model, id)) = parse_event(&body) else {
         return (
