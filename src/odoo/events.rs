@@ -222,41 +222,14 @@ pub async fn setup_events(
     let mut out = Vec::new();
     for &model in EVENT_MODELS {
         let name = rule_name(model);
-        let existing = admin
-            .search_read(
-                "base.automation",
-                json!([["name", "=", name]]),
-                &["action_server_ids"],
-                None,
-                0,
-                Some(1),
-            )
-            .await?;
-        if let Some(r) = existing.first() {
-            let id = wire::get(r, "id").as_i64().unwrap_or(0);
-            let actions = wire::ids(wire::get(r, "action_server_ids"));
-            let current = admin
-                .read("ir.actions.server", &actions, &["webhook_url"])
-                .await?;
-            let stale: Vec<i64> = current
-                .iter()
-                .filter(|a| wire::get(a, "webhook_url").as_str() != Some(events_url))
-                .filter_map(|a| wire::get(a, "id").as_i64())
-                .collect();
-            if !stale.is_empty() {
-                admin
-                    .write(
-                        "ir.actions.server",
-                        &stale,
-                        json!({"webhook_url": events_url}),
-                    )
-                    .await?;
-            }
+        if let Some((id, url_updated)) =
+            super::setup::existing_webhook_rule(admin, &name, events_url).await?
+        {
             out.push(EventRule {
                 model,
                 automation_id: id,
                 created: false,
-                url_updated: !stale.is_empty(),
+                url_updated,
             });
             continue;
         }

@@ -127,39 +127,9 @@ pub async fn setup(
             .await?,
     )
     .ok_or_else(|| OdooError::MissingRecord("ir.model mail.message".into()))?;
-    let existing = admin
-        .search_read(
-            "base.automation",
-            json!([["name", "=", cfg.bot.automation_name]]),
-            &["action_server_ids"],
-            None,
-            0,
-            Some(1),
-        )
-        .await?;
-    let (automation_id, automation_created, url_updated) = match existing.first() {
-        Some(r) => {
-            let id = wire::get(r, "id").as_i64().unwrap_or(0);
-            let actions = wire::ids(wire::get(r, "action_server_ids"));
-            let current = admin
-                .read("ir.actions.server", &actions, &["webhook_url"])
-                .await?;
-            let stale: Vec<i64> = current
-                .iter()
-                .filter(|a| wire::get(a, "webhook_url").as_str() != Some(webhook_url))
-                .filter_map(|a| wire::get(a, "id").as_i64())
-                .collect();
-            if !stale.is_empty() {
-                admin
-                    .write(
-                        "ir.actions.server",
-                        &stale,
-                        json!({"webhook_url": webhook_url}),
-                    )
-                    .await?;
-            }
-            (id, false, !stale.is_empty())
-        }
+    let existing = existing_webhook_rule(admin, &cfg.bot.automation_name, webhook_url).await?;
+    let (automation_id, automation_created, url_updated) = match existing {
+        Some((id, url_updated)) => (id, false, url_updated),
         None => {
             let field_ids: Vec<Value> = admin
                 .search_read(
@@ -208,4 +178,43 @@ pub async fn setup(
         automation_created,
         url_updated,
     })
+}
+
+/// The `base.automation` rule named `name`, if there is one, as (id, whether its webhook
+/// URL was changed now): every webhook action of the rule that does not call `url` is
+/// pointed at it, so running setup again after the server moved keeps the rule.
+pub(crate) async fn existing_webhook_rule(
+    admin: &OdooClient,
+    name: &str,
+    url: &str,
+) -> Result<Option<(i64, bool)>, OdooError> {
+    let existing = admin
+        .search_read(
+            "base.automation",
+            json!([["name", "=", name]]),
+            &["action_server_ids"],
+            None,
+            0,
+            Some(1),
+        )
+        .await?;
+    let Some(r) = existing.first() else {
+        return Ok(None);
+    };
+    let id = wire::get(r, "id").as_i64().unwrap_or(0);
+    let actions = wire::ids(wire::get(r, "action_server_ids"));
+    let current = admin
+        .read("ir.actions.server", &actions, &["webhook_url"])
+        .await?;
+    let stale: Vec<i64> = current
+        .iter()
+        .filter(|a| wire::get(a, "webhook_url").as_str() != Some(url))
+        .filter_map(|a| wire::get(a, "id").as_i64())
+        .collect();
+    if !stale.is_empty() {
+        admin
+            .write("ir.actions.server", &stale, json!({"webhook_url": url}))
+            .await?;
+    }
+    Ok(Some((id, !stale.is_empty())))
 }
